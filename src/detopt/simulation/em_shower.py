@@ -104,6 +104,7 @@ def radial_parameters(
     p = p1 exp((p2 - tau)/p3 - exp((p2 - tau)/p3)) (Grindhammer & Peters, hep-ex/0001020).
     """
     ln_e = np.log(np.maximum(energy_gev, 1e-3))
+    tau = np.clip(tau, 0.0, 20.0)
     z1 = 0.0251 + 0.00319 * ln_e
     z2 = 0.1162 - 0.000381 * z_eff
     r_core = z1 + z2 * tau
