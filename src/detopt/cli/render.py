@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,7 @@ _WIDTH_WHEN_NOT_A_TERMINAL = 140
 def console(*, stderr: bool = False) -> Console:
     """A console; when the output is not a terminal (a pipe, a file, a test) it is wide enough not to wrap tables."""
     con = Console(stderr=stderr)
-    if not con.is_terminal and "COLUMNS" not in os.environ:
+    if not con.is_terminal and con.width < _WIDTH_WHEN_NOT_A_TERMINAL:
         con = Console(stderr=stderr, width=_WIDTH_WHEN_NOT_A_TERMINAL)
     return con
 
