@@ -73,16 +73,17 @@ def test_95_percent_longitudinal_containment(material: str, energy: float) -> No
 @pytest.mark.parametrize("material", ["Pb", "Fe", "PbWO4"])
 @pytest.mark.parametrize("energy", [10.0, 100.0])
 def test_lateral_containment_in_moliere_radii(material: str, energy: float) -> None:
-    """About 90% of the energy within one Moliere radius (within 5 points) and 99% within 3.5 (within 1.5)."""
+    """About 90% of the energy within one Moliere radius (within 5 points) and 99% within 3.5 (within 2),
+    integrated over the depth of the shower."""
     m = get_material(material)
     rm = m.moliere_radius_cm
     det = stack([(material, 40 * m.radiation_length_cm, True)], size_cm=200.0)
-    grid = VoxelGrid(n_depth=1, n_radial=350, r_max_cm=10 * rm, radial_power=1.0)
+    grid = VoxelGrid(n_depth=40, n_radial=350, r_max_cm=10 * rm, radial_power=1.0)
     ev = FastShowerSimulator(grid).simulate(det, 1500, ("e-",), (energy, energy), seed=2)
     edges = grid.radial_edges_cm(200.0)
-    cum = np.concatenate([[0.0], np.cumsum(ev.voxels.mean(axis=0)[0])]) / ev.deposits.mean()
+    cum = np.concatenate([[0.0], np.cumsum(ev.voxels.mean(axis=0).sum(axis=0))]) / ev.deposits.mean()
     assert np.interp(rm, edges, cum) == pytest.approx(0.90, abs=0.05)
-    assert np.interp(3.5 * rm, edges, cum) == pytest.approx(0.99, abs=0.015)
+    assert np.interp(3.5 * rm, edges, cum) == pytest.approx(0.99, abs=0.02)
 
 
 def test_pion_non_interaction_probability() -> None:
@@ -162,3 +163,34 @@ def test_thin_stacks_leak() -> None:
     e_long = SIM.simulate(long, 2000, ("e-",), (10.0, 10.0), seed=1).total_deposit.mean()
     assert e_short < 0.5 * e_long
     assert e_long > 0.95 * 10.0
+
+
+def test_homogeneous_block_reads_the_same_however_segmented() -> None:
+    """A PbWO4 block read out as 1, 25 or 250 layers has the same response and resolution: sampling
+    fluctuations only move energy between layers, they do not create or destroy it."""
+    results = []
+    for n in (1, 25, 250):
+        det = stack([("PbWO4", 25.0 / n, True)] * n)
+        a = SIM.simulate(det, 3000, ("gamma",), (5.0, 5.0), seed=3).active_deposits.sum(axis=1)
+        results.append((a.mean(), a.std() / a.mean()))
+    means, widths = np.array(results).T
+    assert np.ptp(means) / means.mean() < 0.002
+    assert np.ptp(widths) / widths.mean() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("passive", "d_passive", "active", "d_active"),
+    [("Pb", 0.5, "polystyrene", 0.5), ("Fe", 2.0, "polystyrene", 0.5), ("Pb", 0.2, "LAr", 0.4)],
+)
+def test_sampling_term_follows_pdg(passive: str, d_passive: float, active: str, d_active: float) -> None:
+    """Stochastic term of electron showers in sandwiches vs PDG 2.7% sqrt(d[mm] / f_samp), within 20%."""
+    det = stack([(passive, d_passive, False), (active, d_active, True)] * int(23 / (d_passive / get_material(passive).radiation_length_cm)), 100.0)
+    s_a = d_active * get_material(active).dedx_min_mev_cm
+    f_samp = s_a / (s_a + d_passive * get_material(passive).dedx_min_mev_cm)
+    pdg = 0.027 * np.sqrt(d_active * 10 / f_samp)
+    res = []
+    for e in (2.0, 20.0):
+        a = SIM.simulate(det, 4000, ("e-",), (e, e), seed=3).active_deposits.sum(axis=1)
+        res.append(a.std() / a.mean())
+    stochastic = np.sqrt((res[0] ** 2 - res[1] ** 2) / (1 / 2.0 - 1 / 20.0))
+    assert stochastic == pytest.approx(pdg, rel=0.20)

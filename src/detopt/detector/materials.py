@@ -3,7 +3,7 @@
 Every number carries its source in ``Material.sources``. Values marked ``PDG`` were taken
 from the PDG tables (pdg.lbl.gov/AtomicNuclearProperties, 2024 edition); values marked
 ``estimate`` were not available offline when the table was written and are derived as
-stated (they are flagged so that a user can replace them; see ``docs/materials.md``).
+stated (they are flagged so that a user can replace them; see ``docs/physics.md``).
 """
 
 from __future__ import annotations
