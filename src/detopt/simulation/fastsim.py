@@ -7,10 +7,12 @@ Model, per event (details in ``docs/physics.md``):
   hadronic component, pion interaction lengths for the first inelastic interaction.
 * **Energy sharing in mixed stacks.** The profile gives the fraction w_s of the shower's
   track length in each segment s; a segment absorbs energy in proportion to its own
-  ionization per unit of depth, eps_s = X0_s dE/dx_s (EM) or lambda_s dE/dx_s (hadronic):
-  E_s = E (1 - f_leak) w_s eps_s / sum_k(w_k eps_k), f_leak the profile past the back. A thin
-  low-Z layer behind a high-Z absorber therefore samples the shower (it receives the track
-  flux times its own dE/dx) instead of absorbing it, and energy is conserved.
+  ionization per unit of depth, eps_s = X0_s dE/dx_s (EM) or lambda_s dE/dx_s (hadronic),
+  relative to the mean of its neighbourhood (+-1 X0): E_s ~ E w_s eps_s / <eps>_s, scaled so
+  that the event deposits E (1 - f_leak), f_leak the profile past the back. A thin low-Z
+  layer inside a high-Z absorber therefore samples the shower (it receives the track flux
+  times its own dE/dx) instead of absorbing it; a thick block keeps its own energy whatever
+  lies behind it; energy is conserved.
 * **Sampling fluctuations**: the shower's energy is shared between layers with Gamma
   fluctuations of variance mu q, q = K dE/dx min(d, X0), then rescaled to conserve the
   total (`sample_sampling_fluctuations`); K is calibrated to the PDG sampling term
@@ -47,6 +49,12 @@ SAMPLING_QUANTUM_FACTOR = 2.2
 EM_MATERIAL_WINDOW_X0 = 20.0
 #: Backward window (X0) over which the Moliere radius seen by a segment is averaged.
 MOLIERE_WINDOW_X0 = 5.0
+#: Half-width (X0) of the neighbourhood whose mean X0 dE/dx is the reference a segment's EM share is
+#: measured against: a thin layer inside an absorber samples relative to the absorber, a thick block
+#: relative to itself (so material downstream of a block does not draw energy out of it).
+EM_SHARING_WINDOW_X0 = 1.0
+#: The same for the hadronic component, in lambda_I.
+HADRON_SHARING_WINDOW_LAMBDA = 0.1
 #: Backward window (lambda_I) over which the interaction length setting the hadronic width is averaged.
 HADRON_WIDTH_WINDOW_LAMBDA = 1.0
 #: Events simulated per vectorized chunk (each chunk has its own child seed); bounds the memory of voxel maps.
@@ -80,6 +88,8 @@ class _Stack:
     seg_slice: np.ndarray | None
     eps_em: np.ndarray
     eps_had: np.ndarray
+    eps_em_local: np.ndarray
+    eps_had_local: np.ndarray
     seg_rm_cm: np.ndarray
     seg_lambda_cm: np.ndarray
     seg_z: np.ndarray
@@ -116,6 +126,16 @@ class _Stack:
         pi_edges = np.concatenate([[0.0], np.cumsum(dz / lam_pi)])
         t_mid = 0.5 * (t_edges[:-1] + t_edges[1:])
         l_mid = 0.5 * (l_edges[:-1] + l_edges[1:])
+        eps_em, eps_had = x0 * dedx, lam * dedx
+        eps_em_local = _window_mean(
+            t_edges, _cumulative(t_edges, eps_em), eps_em[-1],
+            np.maximum(t_mid - EM_SHARING_WINDOW_X0, 0.0), np.minimum(t_mid + EM_SHARING_WINDOW_X0, t_edges[-1]),
+        )
+        eps_had_local = _window_mean(
+            l_edges, _cumulative(l_edges, eps_had), eps_had[-1],
+            np.maximum(l_mid - HADRON_SHARING_WINDOW_LAMBDA, 0.0),
+            np.minimum(l_mid + HADRON_SHARING_WINDOW_LAMBDA, l_edges[-1]),
+        )
         cum_rm = _cumulative(t_edges, rm)
         seg_rm = _window_mean(t_edges, cum_rm, rm[-1], np.maximum(t_mid - MOLIERE_WINDOW_X0, 0.0), t_mid + 1e-9)
         cum_lam = _cumulative(l_edges, lam)
@@ -133,7 +153,8 @@ class _Stack:
         xi = np.array([had.LANDAU_XI_MEV_CM2_G * m.z_over_a * m.density_g_cm3 for m in mats])
         return cls(
             edges_cm=edges, t_edges=t_edges, l_edges=l_edges, pi_edges=pi_edges, seg_layer=seg_layer,
-            seg_slice=seg_slice, eps_em=x0 * dedx, eps_had=lam * dedx, seg_rm_cm=seg_rm, seg_lambda_cm=seg_lam,
+            seg_slice=seg_slice, eps_em=eps_em, eps_had=eps_had, eps_em_local=eps_em_local,
+            eps_had_local=eps_had_local, seg_rm_cm=seg_rm, seg_lambda_cm=seg_lam,
             seg_z=z, cum_ec=_cumulative(t_edges, ec), cum_z=_cumulative(t_edges, z), last_ec=float(ec[-1]),
             last_z=float(z[-1]), seg_dedx=dedx, seg_xi_per_cm=xi,
             layer_quantum_gev=SAMPLING_QUANTUM_FACTOR * ldedx * np.minimum(thick, lx0) * 1e-3,
@@ -258,10 +279,13 @@ class FastShowerSimulator:
         )
 
 
-def _share_by_ionization(energy: np.ndarray, w: np.ndarray, beyond: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """Energy per segment, E (1 - f_leak) w_s eps_s / sum_k w_k eps_k: each segment takes the track
-    length crossing it times its own stopping power; the part of the profile past the last layer leaks."""
-    weighted = w * eps[None, :]
+def _share_by_ionization(
+    energy: np.ndarray, w: np.ndarray, beyond: np.ndarray, eps: np.ndarray, eps_local: np.ndarray
+) -> np.ndarray:
+    """Energy per segment: the track length crossing it (w_s, the profile's share) times its own
+    ionization per unit depth relative to its neighbourhood's (eps_s / eps_local_s), normalized so
+    that the event deposits E (1 - f_leak), f_leak the part of the profile past the last layer."""
+    weighted = w * (eps / eps_local)[None, :]
     norm = weighted.sum(axis=1)
     return (energy * (1.0 - beyond) / np.maximum(norm, 1e-300))[:, None] * weighted
 
@@ -280,7 +304,7 @@ def _em_component(
     cdf = em.gamma_profile_cdf(alpha[:, None], beta[:, None], depth)
     w = np.diff(cdf, axis=1)
     beyond = 1.0 - cdf[:, -1]
-    seg = _share_by_ionization(deposit_energy, w, beyond, stack.eps_em)
+    seg = _share_by_ionization(deposit_energy, w, beyond, stack.eps_em, stack.eps_em_local)
     # Energy-weighted mean depth inside each segment, for the radial shape there.
     cdf1 = em.gamma_profile_cdf(alpha[:, None] + 1.0, beta[:, None], depth)
     mean_t = np.where(
@@ -338,7 +362,7 @@ def _pion_showers(
     cdf = em.gamma_profile_cdf(a[:, None], d[:, None], stack.l_edges[None, :] - l_int[:, None])
     w = np.diff(cdf, axis=1)
     beyond = 1.0 - cdf[:, -1]
-    had_seg = _share_by_ionization(e_had, w, beyond, stack.eps_had)
+    had_seg = _share_by_ionization(e_had, w, beyond, stack.eps_had, stack.eps_had_local)
     r0 = had.HADRONIC_RADIUS_LAMBDA * stack.seg_lambda_cm
     had_seg = had_seg * had.cauchy_containment(stack.r_eq_cm, r0)[None, :]
     seg = em_part.segment_gev + had_seg
