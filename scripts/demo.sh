@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the main job on the built-in simulator.
+# Set up (scripts/setup.sh) and run the main job on the built-in simulator: a short SRSO optimization
+# of the AIDO paper's sampling calorimeter (examples/quick.yaml), then its report (runs/quick/report).
+# Rerunning resumes the run in runs/quick; delete that folder to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/detopt simulate --events 20000 --seed 1 -o runs/demo/aido_start.parquet "$@"
+.venv/bin/detopt optimize examples/quick.yaml "$@"
+.venv/bin/detopt status runs/quick
+.venv/bin/detopt report runs/quick

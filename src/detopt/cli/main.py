@@ -167,6 +167,40 @@ def simulate(
         out.print("events not saved: give -o FILE.parquet to write them", highlight=False)
 
 
+@app.command()
+def optimize(
+    config: Annotated[Path, typer.Argument(help="Run configuration (YAML), e.g. examples/quick.yaml.")],
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", "-r", help="Run directory (default: from the configuration).")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Override the number of iterations.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Override the number of Dask workers.")] = None,
+) -> None:
+    """Run the SRSO optimization of CONFIG; rerun on the same run directory to resume."""
+    from detopt.optimize.cli_commands import optimize_command
+
+    raise typer.Exit(optimize_command(config, run_dir, iterations, workers))
+
+
+@app.command()
+def status(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Show a run's completed iterations, current design, losses and constraints."""
+    from detopt.optimize.cli_commands import status_command
+
+    raise typer.Exit(status_command(run))
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run directory.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default RUN/report).")] = None,
+) -> None:
+    """Write the figures and a self-contained HTML report of a run."""
+    from detopt.optimize.cli_commands import report_command
+
+    raise typer.Exit(report_command(run, output))
+
+
 def _simulate_with_progress(
     simulator: Simulator,
     detector: SamplingCalorimeter,

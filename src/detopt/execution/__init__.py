@@ -1,1 +1,5 @@
-"""execution."""
+"""Execution of independent simulation tasks: in-process or on Dask (LocalCluster by default)."""
+
+from detopt.execution.executors import DaskExecutor, Executor, Outcome, SerialExecutor, make_executor
+
+__all__ = ["DaskExecutor", "Executor", "Outcome", "SerialExecutor", "make_executor"]

@@ -1,0 +1,172 @@
+"""The run configuration: one YAML file validated by pydantic (unknown keys are errors).
+
+Everything a run needs: design space (inline or a file path), detector layout, simulator
+settings, events per design, designs per iteration, iterations, learning rates, penalties,
+trust region, execution, seed, model hyper-parameters and training epochs. Bad input raises
+:class:`detopt.errors.ConfigError` naming the field, before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from detopt.design import DesignSpace
+from detopt.errors import ConfigError
+
+__all__ = ["RunConfig", "load_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulationSettings(_Strict):
+    simulator: Literal["fastsim"] = "fastsim"
+    particles: tuple[str, ...] = ("gamma", "pi+")
+    energy_range_gev: tuple[float, float] = (1.0, 20.0)
+    events_per_design: int = Field(400, ge=1)
+    designs_per_iteration: int = Field(20, ge=2)
+
+    @field_validator("energy_range_gev")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1]:
+            raise ValueError(f"must be (min, max) with 0 < min < max GeV, got {value}")
+        return value
+
+
+class ExecutionSettings(_Strict):
+    backend: Literal["local", "serial", "dask"] = "local"
+    n_workers: int = Field(2, ge=1)
+    address: str | None = None
+    retries: int = Field(1, ge=0)
+    torch_threads: int | None = Field(1, ge=1)
+
+
+class LengthPenaltySettings(_Strict):
+    limit_cm: float = Field(200.0, gt=0)  # AIDO 6.1: d_max = 200 cm
+    weight: float = Field(10.0, ge=0)  # AIDO eq. 7: factor 10
+    parameters: list[str] | None = None
+
+
+class CostPenaltySettings(_Strict):
+    limit_eur: float = Field(200_000.0, gt=0)  # AIDO 6.1: cost_max = 200k EUR
+    weight: float = Field(1.0, ge=0)  # AIDO eq. 9
+    lengths: dict[str, str] | None = None
+
+
+class PenaltySettings(_Strict):
+    length: LengthPenaltySettings | None = LengthPenaltySettings()
+    cost: CostPenaltySettings | None = CostPenaltySettings()
+
+
+class OptimizerSettings(_Strict):
+    lr: float = Field(0.01, gt=0)  # AIDO 6.2: lr_O
+    lr_discrete: float | None = Field(None, gt=0)
+    max_steps: int = Field(500, ge=1)
+    trust_region_b: float = Field(0.8, gt=0)  # AIDO eq. 4
+    boundary_weight: float = Field(1.0, ge=0)
+    events: int = Field(1000, ge=1)
+    reuse_iterations: int = Field(0, ge=0)
+
+
+class ReconstructionSettings(_Strict):
+    epochs: int = Field(100, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(256, ge=1)
+    patience: int | None = Field(10, ge=1)
+    use_context: bool = False
+
+
+class SurrogateSettings(_Strict):
+    hidden: tuple[int, ...] = (200, 100)  # AIDO Table 1
+    train_steps: int = Field(100, ge=2)
+    ddim_steps: int = Field(10, ge=1)
+    lr: float = Field(1e-3, gt=0)  # AIDO 6.2: lr_S
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(256, ge=1)
+    patience: int | None = Field(10, ge=1)
+    warm_start: bool = True
+    prediction: Literal["v", "epsilon"] = "v"
+    residual: Literal["mean_scale", "mean", "none"] = "mean_scale"
+
+
+class RunConfig(_Strict):
+    """The whole run; ``base_dir`` (not a YAML key) resolves relative file paths."""
+
+    seed: int = Field(0, ge=0)
+    iterations: int = Field(10, ge=1)
+    run_dir: str | None = None
+    design: dict[str, Any] | str
+    detector: dict[str, Any] | None = None
+    simulation: SimulationSettings = SimulationSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    penalties: PenaltySettings = PenaltySettings()
+    optimizer: OptimizerSettings = OptimizerSettings()
+    reconstruction: ReconstructionSettings = ReconstructionSettings()
+    surrogate: SurrogateSettings = SurrogateSettings()
+
+    # ------------------------------------------------------------------ resolved pieces
+    def design_space(self, base_dir: Path | None = None) -> DesignSpace:
+        if isinstance(self.design, str):
+            path = Path(self.design)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            return DesignSpace.load(path)
+        try:
+            return DesignSpace.from_mapping(self.design, source="design")
+        except ConfigError as exc:
+            raise ConfigError(f"design.{exc.field}", exc.message) from None
+
+    def layout(self, space: DesignSpace) -> Any:
+        from detopt.detector import CalorimeterLayout
+
+        if self.detector is None:
+            raise ConfigError("detector", "the fastsim simulator needs a detector layout (layers, transverse_size_cm)")
+        layout = CalorimeterLayout.from_dict(self.detector)
+        missing = sorted(
+            n for spec in layout.layers for n, fixed in ((f"{spec.name}_thickness", spec.thickness_cm), (f"{spec.name}_material", spec.material))
+            if fixed is None and n not in space
+        )
+        if missing:
+            raise ConfigError("detector.layers", f"the design has no parameter(s) {', '.join(missing)} and the layout fixes none")
+        return layout
+
+    def resolved(self, base_dir: Path | None = None) -> dict[str, Any]:
+        """A self-contained mapping (the design inlined) that validates back to the same config."""
+        data = self.model_dump(mode="json")
+        data["design"] = self.design_space(base_dir).to_dict()
+        return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[RunConfig, Path]:
+    """Read and validate a YAML run configuration; returns it with the folder relative paths start from."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"malformed YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "a run configuration must be a mapping of keys to values")
+    raw.update(overrides or {})
+    return validate_config(raw), path.parent
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a mapping into a :class:`RunConfig`; the first problem becomes a ConfigError."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {str(err['loc'][-1])!r}"
+        else:
+            message = f"{err['msg']}, got {err.get('input')!r}"
+        raise ConfigError(field, message) from None

@@ -1,0 +1,150 @@
+"""Matplotlib figures of a run, from the iteration records (``load_records``) and validation files.
+
+Each function takes the records (and an output path) and writes one PNG; they use the
+non-interactive Agg backend and close their figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_composition", "plot_constraints", "plot_losses", "plot_probabilities", "plot_validation"]
+
+Record = Mapping[str, Any]
+
+_MATERIAL_COLORS = {"Pb": "#4d4d4d", "Fe": "#b5651d", "PbWO4": "#1f77b4", "polystyrene": "#9ecae1"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from detopt.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def _layers(record: Record) -> list[str]:
+    """Layer stems ``x`` having both ``x_thickness`` and ``x_material``, in the order of the values."""
+    stems = [name.removesuffix("_thickness") for name in record["values"] if name.endswith("_thickness")]
+    return [s for s in stems if f"{s}_material" in record["probabilities"]]
+
+
+def plot_composition(records: Sequence[Record], path: Path, categories: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """AIDO figure 5: the longitudinal composition of the current design at every iteration.
+
+    Each column is one iteration; layers are stacked from the front (bottom) and coloured by
+    the most probable material, shaded by its probability.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    layers = _layers(records[0]) if records else []
+    rows = [*records, None]  # the design after the last iteration
+    for i, record in enumerate(rows):
+        values = records[-1]["next_values"] if record is None else record["values"]
+        probabilities = records[-1]["next_probabilities"] if record is None else record["probabilities"]
+        bottom = 0.0
+        for stem in layers:
+            thickness = float(values[f"{stem}_thickness"])
+            probs = probabilities[f"{stem}_material"]
+            names = (categories or {}).get(f"{stem}_material")
+            k = int(np.argmax(probs))
+            label = names[k] if names is not None else str(k)
+            color = _MATERIAL_COLORS.get(label, f"C{k}")
+            ax.bar(i, thickness, bottom=bottom, width=1.0, color=color, alpha=0.35 + 0.65 * float(max(probs)),
+                   edgecolor="none")
+            bottom += thickness
+    if categories:
+        seen = {c for names in categories.values() for c in names}
+        for name in sorted(seen):
+            ax.bar(0, 0, color=_MATERIAL_COLORS.get(name, "grey"), label=name)
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("depth along the beam [cm]")
+    ax.set_title("Detector composition (beam enters at 0; shade = material probability)")
+    return _save(fig, path)
+
+
+def plot_losses(records: Sequence[Record], path: Path) -> Path:
+    """AIDO figure 6: reconstruction loss L of the current design and the surrogate loss L'."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    it = [r["iteration"] for r in records]
+    ax.plot(it, [r["reconstruction_loss"] for r in records], "o-", label="L (reconstruction, current design)")
+    ax.plot(it, [r["surrogate_loss_start"] for r in records], "s--", label="L' (surrogate, current design)")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (AIDO eq. 10)")
+    ax.set_yscale("log")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_constraints(records: Sequence[Record], path: Path, limits: Mapping[str, float | None] | None = None) -> Path:
+    """AIDO figure 8: each monitored constraint (cost, length) against its limit."""
+    plt = _pyplot()
+    names = list(records[0]["monitors"]) if records else []
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.8), squeeze=False)
+    it = [r["iteration"] for r in records] + ([records[-1]["iteration"] + 1] if records else [])
+    for ax, name in zip(axes[0], names):
+        values = [r["monitors"][name] for r in records] + [records[-1]["next_monitors"][name]]
+        ax.plot(it, values, "o-", label=name)
+        limit = (limits or {}).get(name)
+        if limit is not None:
+            ax.axhline(limit, color="red", ls="--", label="limit")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(name)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_probabilities(records: Sequence[Record], path: Path, categories: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """AIDO figure 9: the probability of every category of every discrete parameter."""
+    plt = _pyplot()
+    names = list(records[0]["probabilities"]) if records else []
+    cols = 2
+    nrows = max((len(names) + cols - 1) // cols, 1)
+    fig, axes = plt.subplots(nrows, cols, figsize=(10, 2.6 * nrows), squeeze=False)
+    it = [r["iteration"] for r in records] + ([records[-1]["iteration"] + 1] if records else [])
+    for ax, name in zip(axes.flat, names):
+        probs = np.array([r["probabilities"][name] for r in records] + [records[-1]["next_probabilities"][name]])
+        labels = (categories or {}).get(name) or [str(k) for k in range(probs.shape[1])]
+        for k in range(probs.shape[1]):
+            ax.plot(it, probs[:, k], label=labels[k])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.supxlabel("iteration")
+    return _save(fig, path)
+
+
+def plot_validation(validation: Mapping[str, Any], path: Path, title: str = "") -> Path:
+    """AIDO figure 4: distributions of E_true, E_reco and the surrogate's E' for the current design."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    data = {k: np.asarray(validation[k], dtype=float) for k in ("target", "reconstructed", "surrogate")}
+    lo = float(np.percentile(np.concatenate(list(data.values())), 0.5))
+    hi = float(np.percentile(np.concatenate(list(data.values())), 99.5))
+    bins = np.linspace(lo, hi, 40)
+    for key, label in (("target", "E_true"), ("reconstructed", "E_reco"), ("surrogate", "E' (surrogate)")):
+        ax.hist(data[key], bins=bins, histtype="step", lw=1.5, label=label)
+    ax.set_xlabel("energy [GeV]")
+    ax.set_ylabel("events")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)

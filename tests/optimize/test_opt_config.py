@@ -1,0 +1,98 @@
+"""The run configuration: clear errors before any work, and a tiny end-to-end calorimeter run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from detopt.errors import ConfigError
+from detopt.optimize.cli_commands import optimize_command, report_command, status_command
+from detopt.optimize.run import prepare_run
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _tiny(tmp_path: Path, **changes: object) -> Path:
+    config = yaml.safe_load((EXAMPLES / "quick.yaml").read_text())
+    config.update(iterations=1, run_dir=str(tmp_path / "run"))
+    config["simulation"].update(events_per_design=60, designs_per_iteration=3)
+    config["execution"].update(backend="serial")
+    config["reconstruction"].update(epochs=2)
+    config["surrogate"].update(epochs=2, hidden=[16, 16], train_steps=10, ddim_steps=2)
+    config["optimizer"].update(max_steps=5, events=50)
+    for key, value in changes.items():
+        config[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("name", ["quick.yaml", "sampling_calorimeter.yaml"])
+def test_example_configs_validate(name: str, tmp_path: Path) -> None:
+    prepared = prepare_run(EXAMPLES / name, run_dir=tmp_path / "run")
+    assert prepared.problem.space.encoding_size == 18
+    assert prepared.settings.events_per_design in (300, 400)
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'") as info:
+        prepare_run(_tiny(tmp_path, learning_rate=0.1))
+    assert info.value.field == "learning_rate"
+
+
+def test_start_value_outside_bounds(tmp_path: Path) -> None:
+    config = yaml.safe_load(_tiny(tmp_path).read_text())
+    config["design"]["parameters"][0]["bounds"] = [0.01, 30.0]  # absorber_0 starts at 40 cm
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"outside the bounds; allowed range is \[0.01, 30.0\]") as info:
+        prepare_run(path)
+    assert "absorber_0_thickness" in info.value.field
+
+
+def test_negative_events(tmp_path: Path) -> None:
+    config = yaml.safe_load(_tiny(tmp_path).read_text())
+    config["simulation"]["events_per_design"] = -5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as info:
+        prepare_run(path)
+    assert info.value.field == "simulation.events_per_design"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_run_dir_as_user(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(ConfigError, match="cannot write"):
+        prepare_run(_tiny(tmp_path), run_dir=locked / "run")
+
+
+def test_unwritable_run_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot write") as info:
+        prepare_run(_tiny(tmp_path), run_dir=blocker / "run")
+    assert info.value.field == "run_dir"
+    assert not (blocker.parent / "run").exists()
+
+
+def test_tiny_calorimeter_run_status_and_changed_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _tiny(tmp_path)
+    assert optimize_command(config) == 0
+    record = json.loads((tmp_path / "run" / "iterations" / "0000" / "record.json").read_text())
+    assert record["n_events"] == 3 * 60
+    assert record["monitors"]["length_cm"] == pytest.approx(75.0)
+    assert status_command(tmp_path / "run") == 0
+    assert "1 complete iteration" in capsys.readouterr().out
+    assert report_command(tmp_path / "run") == 0
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 6  # figures 5, 6, 8, 9 and two of figure 4, embedded
+    changed = _tiny(tmp_path, seed=99)
+    with pytest.raises(ConfigError, match="different configuration"):
+        prepare_run(changed)
