@@ -7,6 +7,7 @@ the free-atom n-p cross section at thermal energies (20.4 b).
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -123,3 +124,13 @@ def test_every_builtin_material_has_a_geant4_definition() -> None:
     pbf2 = geant4_material_spec(get_material("PbF2"))
     assert pbf2["elements"] == ["Pb", "F"] and pbf2["atoms"] == [1, 2]
     assert pbf2["density_g_cm3"] == pytest.approx(7.77)
+
+
+def test_importing_the_backend_does_not_import_geant4() -> None:
+    # importing geant4_pybind checks the data sets (and may prompt or download): only workers may do it
+    import detopt.simulation.geant4  # noqa: F401
+    import detopt.simulation.geant4.compare  # noqa: F401
+    import detopt.simulation.geant4.offline_data  # noqa: F401
+    import detopt.simulation.geant4.worker  # noqa: F401
+
+    assert "geant4_pybind" not in sys.modules

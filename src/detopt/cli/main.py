@@ -201,6 +201,21 @@ def report(
     raise typer.Exit(report_command(run, output))
 
 
+geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)
+app.add_typer(geant4_app)
+
+
+@geant4_app.command("offline-data")
+def geant4_offline_data(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the substitute data sets into.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already there.")] = False,
+) -> None:
+    """Generate approximate substitute Geant4 data sets for machines without the official ones (docs/geant4.md)."""
+    from detopt.simulation.geant4.offline_data import offline_data_command
+
+    typer.echo(offline_data_command(directory, overwrite=overwrite))
+
+
 def _simulate_with_progress(
     simulator: Simulator,
     detector: SamplingCalorimeter,

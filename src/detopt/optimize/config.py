@@ -25,7 +25,10 @@ class _Strict(BaseModel):
 
 
 class SimulationSettings(_Strict):
-    simulator: Literal["fastsim"] = "fastsim"
+    simulator: Literal["fastsim", "geant4"] = "fastsim"
+    #: Geant4 data folder (official data sets, or one made by `detopt geant4 offline-data DIR`); None: look
+    #: in the usual variables (GEANT4_DATA_DIR, G4*DATA).
+    geant4_data_dir: str | None = None
     particles: tuple[str, ...] = ("gamma", "pi+")
     energy_range_gev: tuple[float, float] = (1.0, 20.0)
     events_per_design: int = Field(400, ge=1)

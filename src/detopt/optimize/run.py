@@ -56,7 +56,13 @@ def build_problem(config: RunConfig, base_dir: Path | None = None) -> Problem:
         particles = tuple(parse_particles(list(sim.particles)))
     except ConfigError as exc:
         raise ConfigError("simulation.particles", exc.message) from None
-    simulate = CalorimeterSimulation(layout, particles, tuple(sim.energy_range_gev))
+    simulator = None
+    if sim.simulator == "geant4":
+        from detopt.simulation.geant4 import Geant4Simulator
+
+        data_dir = None if sim.geant4_data_dir is None else Path(sim.geant4_data_dir).expanduser().resolve()
+        simulator = Geant4Simulator(data_dir=data_dir)
+    simulate = CalorimeterSimulation(layout, particles, tuple(sim.energy_range_gev), simulator=simulator)
     n_features = sum(1 for spec in layout.layers if spec.active)
     rc = config.reconstruction
     reconstruction = NetworkReconstruction(

@@ -1,6 +1,8 @@
 """Compare the built-in `FastShowerSimulator` with Geant4 (detopt issue 6, item 3), without tuning.
 
     python -m detopt.simulation.geant4.compare --json OUT.json [--quick] [--data-dir DIR]
+    python -m detopt.simulation.geant4.compare --json OUT.json --refresh-fastsim   # after changing fastsim
+    python -m detopt.simulation.geant4.compare --json OUT.json --render
 
 Cases: photons and pi+ at 2, 5, 10, 20 GeV on
 
@@ -100,6 +102,39 @@ def _block_stats(batch: EventBatch, det: SamplingCalorimeter, grid: VoxelGrid, e
     }
 
 
+def fastsim_fingerprint() -> str:
+    """SHA-256 (first 12 hex digits) of the built-in simulator's source files: which version was compared."""
+    import hashlib
+
+    import detopt.simulation as simulation
+
+    root = Path(simulation.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("fastsim.py", "em_shower.py", "hadron_shower.py", "voxels.py"):
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _fastsim_case(case: dict, n_fast: int) -> dict:
+    """The fast simulator's statistics of one case of a comparison (same detector, beam and grid)."""
+    energy = case["energy_gev"]
+    if case["kind"] == "layers":
+        det = aido_designs()[case["design"]]
+        fast = FastShowerSimulator().simulate(det, n_fast, (case["particle"],), (energy, energy), seed=7)
+        return _layer_stats(fast)
+    name, material, thickness, particle, grid = next(b for b in BLOCKS if b[0] == case["block"])
+    det = SamplingCalorimeter.from_layers([(material, thickness, True)], 50.0)
+    fast = FastShowerSimulator(voxels=grid).simulate(det, n_fast, (particle,), (energy, energy), seed=7)
+    return _block_stats(fast, det, grid, energy)
+
+
+def refresh_fastsim(comparison: dict, n_fast: int | None = None) -> dict:
+    """Recompute the fast simulator's side of a stored comparison (the Geant4 side is kept): for tuning."""
+    n_fast = n_fast or SIZES["quick" if comparison.get("quick") else "full"][2]
+    cases = [{**case, "fastsim": _fastsim_case(case, n_fast)} for case in comparison["cases"]]
+    return {**comparison, "cases": cases, "fastsim_fingerprint": fastsim_fingerprint(), "n_fastsim": n_fast}
+
+
 def run_comparison(quick: bool = False, data_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Simulate every case with both simulators; returns a JSON-able dict of the statistics."""
     n_layers_g4, n_block_g4, n_fast = SIZES["quick" if quick else "full"]
@@ -145,13 +180,21 @@ def run_comparison(quick: bool = False, data_dir: str | None = None, log: Callab
         for label, fut in futures:
             results.append(fut.result())
             log(f"[{time.perf_counter() - start:7.1f} s] {label}")
-    return {"quick": quick, "cases": results, "mean_tolerance": MEAN_TOLERANCE, "width_tolerance": WIDTH_TOLERANCE}
+    return {"quick": quick, "cases": results, "mean_tolerance": MEAN_TOLERANCE, "width_tolerance": WIDTH_TOLERANCE,
+            "fastsim_fingerprint": fastsim_fingerprint(), "n_fastsim": n_fast}
+
+
+#: Mean deposit (GeV) below which, in both simulators, a layer is not judged (a few MeV of stray particles).
+MIN_JUDGED_DEPOSIT_GEV = 0.005
 
 
 def layer_table(comparison: dict, active_only: bool = True) -> str:
-    """Markdown table: per layer, Geant4 mean +- std, fast/Geant4 ratios of mean and width, and the verdict."""
-    lines = ["| design | beam | layer | material | Geant4 mean (GeV) | Geant4 std (GeV) | fast/G4 mean | fast/G4 std | goal met |",
-             "|---|---|---|---|---:|---:|---:|---:|---|"]
+    """Markdown table: per layer, mean and std of both simulators (with the statistical error of Geant4's
+    mean), fast/Geant4 ratios, and the verdict (mean within 10%, width within 25%; not judged where both
+    means are below 5 MeV)."""
+    lines = ["| design | beam | layer | Geant4 mean +- std (GeV) [stat. err. of mean] | fast mean +- std (GeV) | "
+             "fast/G4 mean | fast/G4 std | goal met |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for case in comparison["cases"]:
         if case["kind"] != "layers":
             continue
@@ -161,9 +204,11 @@ def layer_table(comparison: dict, active_only: bool = True) -> str:
             gm, gs = case["geant4"]["mean"][i], case["geant4"]["std"][i]
             fm, fs = case["fastsim"]["mean"][i], case["fastsim"]["std"][i]
             beam = f"{case['particle']} {case['energy_gev']:g} GeV"
-            head = f"| {case['design']} | {beam} | {layer} | {case['materials'][i]} | {gm:.4g} | {gs:.3g} | "
-            if gm == 0.0 and fm == 0.0:
-                lines.append(head + "- | - | yes (0 in both) |")
+            err = f"{gs / np.sqrt(case['n_geant4']) / gm:.1%}" if gm > 0 else "-"
+            head = (f"| {case['design']} | {beam} | {layer} ({case['materials'][i]}) | {gm:.3g} +- {gs:.2g} "
+                    f"[{err}] | {fm:.3g} +- {fs:.2g} | ")
+            if max(gm, fm) < MIN_JUDGED_DEPOSIT_GEV:
+                lines.append(head + "- | - | both < 5 MeV |")
                 continue
             rm = fm / gm if gm > 0 else float("inf")
             rs = fs / gs if gs > 0 else float("inf")
@@ -193,13 +238,23 @@ def block_table(comparison: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--json", type=Path, required=True, help="where to write the results (or read, with --render)")
     parser.add_argument("--data-dir")
+    parser.add_argument("--render", action="store_true", help="only print the tables of an existing --json file")
+    parser.add_argument("--refresh-fastsim", action="store_true",
+                        help="rerun only the fast simulator on the cases of an existing --json file and update it")
     args = parser.parse_args(argv)
-    comparison = run_comparison(args.quick, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True))
     from detopt.atomic import write_text_atomic
 
-    write_text_atomic(args.json, json.dumps(comparison, indent=1) + "\n")
+    if args.render:
+        comparison = json.loads(args.json.read_text(encoding="utf-8"))
+    elif args.refresh_fastsim:
+        comparison = refresh_fastsim(json.loads(args.json.read_text(encoding="utf-8")))
+        write_text_atomic(args.json, json.dumps(comparison, indent=1) + "\n")
+    else:
+        comparison = run_comparison(args.quick, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True))
+        write_text_atomic(args.json, json.dumps(comparison, indent=1) + "\n")
+    print(f"fast simulator source fingerprint: {comparison.get('fastsim_fingerprint', 'unknown')}\n")
     print(layer_table(comparison))
     print()
     print(block_table(comparison))

@@ -103,7 +103,7 @@ def _from_folder(root: Path) -> dict[str, str] | None:
     entries = [p for p in root.iterdir() if p.is_dir()]
     env: dict[str, str] = {}
     for var, prefix in DATASETS.items():
-        # "G4SAIDDATA" must not match "G4SAIDDATA" of another prefix; every prefix is followed by a version.
+        # a prefix followed by a version only ("G4PII1.3"), so that "G4NDL" never matches "G4NDL_extra"
         matches = [p for p in entries if re.fullmatch(re.escape(prefix) + r"[\d.]+", p.name)]
         if not matches:
             return None
