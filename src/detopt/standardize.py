@@ -37,6 +37,8 @@ class Standardizer(nn.Module):
             raise DataError("fit data: need at least one sample to fit a standardizer")
         if not torch.isfinite(x).all():
             raise DataError("fit data: contains NaN or inf")
+        if self.n_features == 0:
+            return self
         mean = x.mean(dim=0)
         std = x.std(dim=0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(mean)
         std = torch.where(std < min_std, torch.ones_like(std), std)

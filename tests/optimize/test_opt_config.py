@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from detopt.errors import ConfigError
-from detopt.optimize.cli_commands import optimize_command, report_command, status_command
+from detopt.optimize.cli_commands import evaluate_command, optimize_command, report_command, status_command
 from detopt.optimize.run import prepare_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -93,6 +93,13 @@ def test_tiny_calorimeter_run_status_and_changed_config(tmp_path: Path, capsys: 
     assert report_command(tmp_path / "run") == 0
     page = (tmp_path / "run" / "report" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 6  # figures 5, 6, 8, 9 and two of figure 4, embedded
+    assert evaluate_command(tmp_path / "run", n_events=400) == 0
+    evaluation = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert evaluation["start"]["loss"] > 0 and evaluation["final"]["loss"] > 0
+    assert evaluation["start"]["design"]["absorber_0_thickness"] == pytest.approx(40.0)
+    assert evaluation["final"]["length_cm"] == pytest.approx(record["next_monitors"]["length_cm"], rel=1e-6)
+    with pytest.raises(ConfigError, match="events"):
+        evaluate_command(tmp_path / "run", n_events=5)
     changed = _tiny(tmp_path, seed=99)
     with pytest.raises(ConfigError, match="different configuration"):
         prepare_run(changed)

@@ -201,6 +201,17 @@ def report(
     raise typer.Exit(report_command(run, output))
 
 
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory.")],
+    events: Annotated[int, typer.Option("--events", "-n", help="Fresh events per design.")] = 8000,
+) -> None:
+    """Judge the start and the current design of a run by fresh simulation (writes RUN/evaluation.json)."""
+    from detopt.optimize.cli_commands import evaluate_command
+
+    raise typer.Exit(evaluate_command(run, events))
+
+
 geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)
 app.add_typer(geant4_app)
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["optimize_command", "report_command", "status_command"]
+__all__ = ["evaluate_command", "optimize_command", "report_command", "status_command"]
 
 Echo = Callable[[str], None]
 
@@ -92,3 +92,51 @@ def report_command(run: str | Path, output: str | Path | None = None, echo: Echo
     echo(f"report written to {path}")
     return 0
 
+
+
+def evaluate_command(run: str | Path, n_events: int = 8000, echo: Echo = _echo) -> int:
+    """``detopt evaluate RUN``: the start and the current design judged by fresh simulation.
+
+    Each design gets ``n_events`` new events (a seed the run never used) and a freshly trained
+    reconstruction; its eq.-10 loss on held-out events is compared, and the result is written
+    to ``RUN/evaluation.json``.
+    """
+    import json
+
+    from detopt.atomic import write_text_atomic
+    from detopt.design import DesignSpace
+    from detopt.errors import ConfigError
+    from detopt.optimize.config import load_config
+    from detopt.optimize.evaluate import fresh_reconstruction_loss
+    from detopt.optimize.loop import completed_iterations, iteration_dir
+    from detopt.optimize.run import build_problem
+
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise ConfigError("run", f"{run} is not a detopt run directory (no config.yaml)")
+    if isinstance(n_events, bool) or n_events < 100:
+        raise ConfigError("events", f"must be a whole number >= 100, got {n_events!r}")
+    done = completed_iterations(run)
+    if done == 0:
+        raise ConfigError("run", f"{run} has no complete iteration to evaluate")
+    config, base = load_config(run / "config.yaml")
+    problem = build_problem(config, base)
+    start = DesignSpace.load(iteration_dir(run, 0) / "design.json")
+    final = DesignSpace.load(iteration_dir(run, done - 1) / "design_next.json")
+    result: dict[str, Any] = {"iterations": done, "events_per_design": n_events}
+    for name, space in (("start", start), ("final", final)):
+        design = space.current_design()
+        result[name] = {"design": design, **fresh_reconstruction_loss(problem, design, n_events=n_events)}
+        r = result[name]
+        echo(f"{name:5s} design: L = {r['loss']:.4f} +- {r['loss_error']:.4f} (fresh simulation, {r['n_test']} test events)")
+    for name, monitor in problem.monitors.items():
+        import torch
+
+        value = float(monitor.function(torch.as_tensor(final.current_encoding(), dtype=torch.float64)))
+        result["final"][name] = value
+        echo(f"final {name}: {value:.6g} (limit {monitor.limit:g} {monitor.unit})")
+    gain = 1.0 - result["final"]["loss"] / result["start"]["loss"]
+    result["relative_improvement"] = gain
+    echo(f"improvement of the reconstruction loss: {100 * gain:.1f}%")
+    write_text_atomic(run / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    return 0

@@ -16,7 +16,6 @@ is one implementation; the tests use a quadratic bowl with the same interfaces.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,14 +169,10 @@ class NetworkReconstruction:
 
         config = dataclasses.replace(self.config, seed=int(seed))
         new = Reconstruction(self.n_design, self.n_features, self.n_context)
-        with warnings.catch_warnings():
-            # Reconstruction fits a standardizer on its (n, 0) context when n_context = 0: torch warns
-            # about std() of an empty tensor; harmless (no column), silenced here only.
-            warnings.filterwarnings("ignore", message="std\\(\\): degrees of freedom", category=UserWarning)
-            result = new.fit(
-                design, events.features, self._context(events), events.target[:, 0], config,
-                init_from=self.model if (warm and self.model.fitted) else None,
-            )
+        result = new.fit(
+            design, events.features, self._context(events), events.target[:, 0], config,
+            init_from=self.model if (warm and self.model.fitted) else None,
+        )
         self.model = new
         return {
             "initial_train_loss": result.initial_train_loss,
