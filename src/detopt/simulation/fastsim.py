@@ -271,7 +271,8 @@ class FastShowerSimulator:
             shower_layer = _sum_by(pieces.sum(axis=2), stack.seg_layer, n_layers)
             pieces[:, :, 0] += mip_seg
             assert stack.seg_slice is not None and self.voxels is not None
-            voxels = np.einsum("msr,sd->mdr", pieces, _onehot(stack.seg_slice, self.voxels.n_depth)).astype(np.float32)
+            by_slice = np.swapaxes(pieces, 1, 2) @ _onehot(stack.seg_slice, self.voxels.n_depth)
+            voxels = np.swapaxes(by_slice, 1, 2).astype(np.float32)
         deposits = shower_layer + _sum_by(mip_seg, stack.seg_layer, n_layers)
         return EventBatch(
             particle=particle, energy=energy, deposits=deposits, first_interaction_cm=first_int,
@@ -382,11 +383,14 @@ def sample_sampling_fluctuations(mean: np.ndarray, quantum: np.ndarray, rng: np.
     pieces of an event are then scaled to the event's mean total: energy only moves between pieces.
     So a homogeneous block reads the same total however it is cut into layers, a sandwich's active
     share fluctuates with the sampling term, and the deposit never exceeds the beam energy.
-    Pieces are summed over every axis but the first.
+    Pieces are summed over every axis but the first; pieces below 1 eV, or with more than 10^7
+    quanta, keep their mean.
     """
+    quantum = np.broadcast_to(quantum, mean.shape)
     shape = mean / np.maximum(quantum, 1e-300)
-    big = shape > 1e7
-    drawn = np.where(big, mean, rng.gamma(np.where(big, 1.0, shape)) * quantum)
+    drawn = mean.copy()
+    noisy = (mean > 1e-9) & (shape <= 1e7)
+    drawn[noisy] = rng.gamma(shape[noisy]) * quantum[noisy]
     axes = tuple(range(1, mean.ndim))
     factor = mean.sum(axis=axes, keepdims=True) / np.maximum(drawn.sum(axis=axes, keepdims=True), 1e-300)
     return drawn * factor
