@@ -1,0 +1,61 @@
+"""Conditional normalization of the target (the residual the diffusion model generates)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detopt.errors import ConfigError
+from detopt.surrogate import ConditionalAffine
+
+
+def _data(n: int = 20_000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x = 1 + 2 c0 - c1 + sigma(c) eps with sigma = 0.3 + 0.2 c0 (not log-linear), c ~ U[-1, 1]^2."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.rand(n, 2, generator=g) * 2 - 1
+    sigma = 0.3 + 0.2 * c[:, :1]
+    x = 1 + 2 * c[:, :1] - c[:, 1:] + sigma * torch.randn(n, 1, generator=g)
+    return c, x, sigma
+
+
+def test_linear_mean_is_recovered() -> None:
+    c, x, _ = _data()
+    norm = ConditionalAffine(2, 1, "mean").fit(c, x)
+    assert norm.mean_weight[:, 0].tolist() == pytest.approx([2.0, -1.0], abs=0.02)
+    assert float(norm.mean_bias[0]) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("mean_scale", 0.12), ("mlp", 0.04)])
+def test_residual_has_unit_width_everywhere(mode: str, tolerance: float) -> None:
+    c, x, sigma = _data()
+    norm = ConditionalAffine(2, 1, mode).fit(c, x, seed=0)  # type: ignore[arg-type]
+    z = norm(x, c)
+    assert float(z.mean()) == pytest.approx(0.0, abs=0.02)
+    assert float(z.std()) == pytest.approx(1.0, abs=0.02)
+    for lo, hi in ((-1.0, -0.6), (-0.2, 0.2), (0.6, 1.0)):  # slices in c0, where sigma = 0.1 .. 0.5
+        in_slice = (c[:, 0] >= lo) & (c[:, 0] < hi)
+        assert float(z[in_slice].std()) == pytest.approx(1.0, abs=tolerance), (mode, lo)
+
+
+@pytest.mark.parametrize("mode", ["none", "mean", "mean_scale", "mlp"])
+def test_inverse_round_trip_and_gradient(mode: str) -> None:
+    c, x, _ = _data(2000)
+    norm = ConditionalAffine(2, 1, mode).fit(c, x).double()  # type: ignore[arg-type]
+    c, x = c.double(), x.double()
+    assert torch.allclose(norm.inverse(norm(x, c), c), x, atol=1e-10)
+    cc = c[:5].clone().requires_grad_(True)
+    z = torch.randn(5, 1, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: norm.inverse(z, a), (cc,))
+
+
+def test_scale_is_clamped_outside_the_training_range() -> None:
+    c, x, _ = _data()
+    norm = ConditionalAffine(2, 1, "mean_scale").fit(c, x)
+    far = torch.tensor([[50.0, 0.0]])
+    _, log_scale = norm._mean_and_log_scale(far)
+    assert float(log_scale) <= float(norm.log_scale_high) + 1e-6
+
+
+def test_unknown_mode() -> None:
+    with pytest.raises(ConfigError, match="residual"):
+        ConditionalAffine(2, 1, "quadratic")  # type: ignore[arg-type]
