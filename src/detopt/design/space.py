@@ -46,6 +46,21 @@ Design: TypeAlias = dict[str, float | str]
 
 _TAG_MODELS: dict[str, type[BaseModel]] = {"continuous": ContinuousParameter, "discrete": DiscreteParameter}
 _FILE_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+
+
+def read_design_text(path: Path) -> tuple[str, str]:
+    """The text of a design file and its format ("json" or "yaml", from the suffix); clear errors naming it."""
+    if path.is_dir():
+        raise ConfigError(str(path), "is a directory, not a design file (.yaml, .yml or .json)")
+    kind = _FILE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(str(path), f"unknown design file suffix {path.suffix!r}; use .json, .yaml or .yml")
+    try:
+        return path.read_text(encoding="utf-8"), kind
+    except FileNotFoundError:
+        raise ConfigError(str(path), "design file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read design file: {exc}") from None
 _DEFAULT_IGNORED_KEYS = ("detector",)
 
 
@@ -442,15 +457,7 @@ class DesignSpace(BaseModel):
     def load(cls, path: str | Path) -> DesignSpace:
         """Read a design file (.json, .yaml, .yml); a ``detector`` top-level key is allowed and ignored here."""
         path = Path(path)
-        kind = _FILE_SUFFIXES.get(path.suffix.lower())
-        if kind is None:
-            raise ConfigError(str(path), f"unknown design file suffix {path.suffix!r}; use .json, .yaml or .yml")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(str(path), "design file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(path), f"cannot read design file: {exc}") from None
+        text, kind = read_design_text(path)
         if kind == "json":
             return cls.from_json(text, source=str(path))
         return cls.from_yaml(text, source=str(path))

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from detopt.atomic import write_text_atomic
 from detopt.design import ContinuousParameter, DesignSpace, DiscreteParameter
+from detopt.design.space import read_design_text
 from detopt.detector import CalorimeterLayout, LayerSpec, get_material
 from detopt.errors import ConfigError
 from detopt.examples.aido import aido_layout
@@ -47,17 +48,7 @@ _TOP_LEVEL_KEYS = ("detector", "version", "parameters")
 def load_design_file(path: str | Path) -> tuple[CalorimeterLayout, DesignSpace]:
     """Read and check a design file (.yaml, .yml, .json): the layout (AIDO's when absent) and the design space."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(str(path), "is a directory, not a design file (.yaml, .yml or .json)")
-    kind = DESIGN_FILE_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise ConfigError(str(path), f"unknown design file suffix {path.suffix!r}; use .yaml, .yml or .json")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "design file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read design file: {exc}") from None
+    text, kind = read_design_text(path)
     return parse_design_mapping(_parse_text(text, kind, str(path)), source=str(path))
 
 
