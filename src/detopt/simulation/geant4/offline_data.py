@@ -158,6 +158,7 @@ def _geant4_tables(root: Path) -> dict[str, dict]:
         ) from None
     env = dict(os.environ)
     env.pop("GEANT4_DATA_DIR", None)
+    env.pop("CI", None)  # with CI=true geant4_pybind downloads data sets, and fails without ~/.geant4_pybind
     env.update({var: str(root / name) for var, name in DATASET_VERSIONS.items()})
     with tempfile.TemporaryDirectory(prefix="detopt-g4tables-") as tmp:
         out = Path(tmp) / "tables.json"
