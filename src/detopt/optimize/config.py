@@ -162,11 +162,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
 
 
 def validate_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a mapping into a :class:`RunConfig`; the first problem becomes a ConfigError."""
+    """Validate a mapping into a :class:`RunConfig`; the first problem (unknown keys first, as they
+    are usually typos) becomes a ConfigError."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(p) for p in err["loc"]) or "config"
         if err["type"] == "extra_forbidden":
             message = f"unknown key {str(err['loc'][-1])!r}"
