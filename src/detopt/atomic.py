@@ -41,3 +41,26 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_json_document(path: str | os.PathLike[str], format_name: str) -> dict:
+    """Read a JSON object written by detopt and check its ``format`` field; DataError names the file.
+
+    Used by every saved model (weights travel beside it as safetensors), so that a missing,
+    corrupt or foreign file always gets the same clear message.
+    """
+    import json
+
+    from detopt.errors import DataError
+
+    p = Path(path)
+    try:
+        document = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != format_name:
+        got = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise DataError(f"{p}: format {got!r} is not {format_name!r} (field 'format')")
+    return document

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detopt.atomic import write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
 from detopt.errors import ConfigError, DataError, DetoptError
 from detopt.reconstruction.loss import energy_resolution_loss
 from detopt.reconstruction.network import PAPER_MAIN_HIDDEN, PAPER_PREPROCESS_HIDDEN, ReconstructionNet
@@ -523,13 +523,7 @@ class Reconstruction:
         for p in (cfg_path, w_path):
             if not p.is_file():
                 raise DataError(f"{p}: missing (a saved reconstruction has {CONFIG_FILE} and {WEIGHTS_FILE})")
-        try:
-            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{cfg_path}: not valid JSON ({exc})") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-            raise DataError(f"{cfg_path}: format {got!r} is not {FORMAT!r}")
+        meta = read_json_document(cfg_path, FORMAT)
         blob = w_path.read_bytes()
         if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
             raise DataError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from detopt.atomic import write_text_atomic
+from detopt.atomic import read_json_document, write_text_atomic
 from detopt.errors import ConfigError, DataError
 from detopt.surrogate.denoisers import Activation, TimeEmbedding
 from detopt.surrogate.normalization import ResidualMode
@@ -257,14 +257,7 @@ class PerEventLossSurrogate:
     ) -> "PerEventLossSurrogate":
         folder = Path(directory)
         path = folder / SURROGATE_FILE
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(document, dict) or document.get("format") != SURROGATE_FORMAT:
-            raise DataError(f"{path}: not a {SURROGATE_FORMAT} file (field 'format')")
+        document = read_json_document(path, SURROGATE_FORMAT)
         model = ConditionalDiffusion.load(folder, map_location)
         try:
             return cls(model, document["design_dim"], document["context_dim"], loss_fn)

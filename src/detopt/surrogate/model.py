@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from detopt.atomic import write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
 from detopt.surrogate.denoisers import DEFAULT_CHUNK_ROWS, Activation, MLPDenoiser, TimeEmbedding
@@ -319,14 +319,7 @@ class ConditionalDiffusion(nn.Module):
 
         folder = Path(directory)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        try:
-            document = json.loads(config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{config_path}: file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{config_path}: not valid JSON ({exc})") from None
-        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-            raise DataError(f"{config_path}: not a {FORMAT_NAME} file (field 'format')")
+        document = read_json_document(config_path, FORMAT_NAME)
         if document.get("version") != FORMAT_VERSION:
             raise DataError(
                 f"{config_path}: version {document.get('version')!r} is not supported (expected {FORMAT_VERSION})"
