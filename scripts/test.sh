@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install_slurm.sh  # Debian's Slurm + munge for the Slurm integration test (root only; never fails)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 if [ "$#" -eq 0 ]; then
     set -- -m "not slow"

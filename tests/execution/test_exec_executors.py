@@ -38,6 +38,6 @@ def test_dask_local_cluster_matches_serial() -> None:
 
 def test_make_executor_rejects_unknown_backend() -> None:
     with pytest.raises(ConfigError, match="execution.backend"):
-        make_executor("slurm")
+        make_executor("kubernetes")
     with pytest.raises(ConfigError, match="execution.n_workers"):
         DaskExecutor(n_workers=0)

@@ -43,12 +43,20 @@ def optimize_command(
     iterations: int | None = None,
     workers: int | None = None,
     echo: Echo = _echo,
+    device: str | None = None,
 ) -> int:
-    """``detopt optimize CONFIG [--run-dir] [--iterations] [--workers]``: run or resume a study."""
+    """``detopt optimize CONFIG [--run-dir] [--iterations] [--workers] [--device]``: run or resume a study."""
+    from detopt.errors import ConfigError
     from detopt.optimize.run import optimize_run, prepare_run
 
-    prepared = prepare_run(config, run_dir, iterations, workers)
-    echo(f"run directory {prepared.run_dir} ({prepared.iterations} iterations, seed {prepared.config.seed})")
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise ConfigError("--device", f"must be auto, cpu or cuda, got {device!r}")
+    prepared = prepare_run(config, run_dir, iterations, workers, device=device)
+    ex = prepared.config.execution
+    echo(
+        f"run directory {prepared.run_dir} ({prepared.iterations} iterations, seed {prepared.config.seed}); "
+        f"simulations on {ex.backend}, training on {prepared.settings.device}"
+    )
     records = optimize_run(prepared, log=echo, progress=_progress_printer(echo))
     if records:
         last = records[-1]
@@ -115,11 +123,15 @@ def evaluate_command(run: str | Path, n_events: int = 8000, echo: Echo = _echo) 
     if not (run / "config.yaml").is_file():
         raise ConfigError("run", f"{run} is not a detopt run directory (no config.yaml)")
     if isinstance(n_events, bool) or n_events < 100:
-        raise ConfigError("events", f"must be a whole number >= 100, got {n_events!r}")
+        raise ConfigError("--events", f"must be a whole number >= 100, got {n_events!r}")
     done = completed_iterations(run)
     if done == 0:
         raise ConfigError("run", f"{run} has no complete iteration to evaluate")
-    config, base = load_config(run / "config.yaml")
+    config_path = run / "config.yaml"
+    try:
+        config, base = load_config(config_path)
+    except ConfigError as exc:  # name the run's file, not only the field inside it
+        raise ConfigError(exc.field if exc.field == str(config_path) else f"{config_path}: {exc.field}", exc.message) from None
     problem = build_problem(config, base)
     start = DesignSpace.load(iteration_dir(run, 0) / "design.json")
     final = DesignSpace.load(iteration_dir(run, done - 1) / "design_next.json")

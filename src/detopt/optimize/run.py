@@ -26,7 +26,7 @@ from detopt.optimize.penalties import (
 )
 from detopt.optimize.problem import CalorimeterSimulation, Monitor, NetworkReconstruction, Problem
 
-__all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run"]
+__all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run", "training_device"]
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -41,6 +41,19 @@ class PreparedRun:
     settings: LoopSettings
     run_dir: Path
     iterations: int
+
+
+def training_device(name: str) -> str:
+    """The torch device the driver trains on: ``"auto"`` is ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("execution.device", "'cuda' asked for (--device cuda) but torch sees no CUDA device; use cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError("execution.device", f"must be auto, cpu or cuda, got {name!r}")
+    return name
 
 
 def build_problem(config: RunConfig, base_dir: Path | None = None) -> Problem:
@@ -67,7 +80,10 @@ def build_problem(config: RunConfig, base_dir: Path | None = None) -> Problem:
     rc = config.reconstruction
     reconstruction = NetworkReconstruction(
         space.encoding_size, n_features,
-        ReconstructionConfig(lr=rc.lr, epochs=rc.epochs, batch_size=rc.batch_size, patience=rc.patience, device="cpu"),
+        ReconstructionConfig(
+            lr=rc.lr, epochs=rc.epochs, batch_size=rc.batch_size, patience=rc.patience,
+            device=training_device(config.execution.device),
+        ),
         n_context=len(particles) if rc.use_context else 0,
     )
     penalties, monitors = [], {}
@@ -88,6 +104,8 @@ def loop_settings(config: RunConfig) -> LoopSettings:
     o, s = config.optimizer, config.surrogate
     return LoopSettings(
         designs_per_iteration=config.simulation.designs_per_iteration,
+        device=training_device(config.execution.device),
+        min_designs=config.execution.min_designs,
         events_per_design=config.simulation.events_per_design,
         seed=config.seed,
         lr=o.lr,
@@ -100,6 +118,7 @@ def loop_settings(config: RunConfig) -> LoopSettings:
         surrogate_hidden=tuple(s.hidden),
         surrogate_train_steps=s.train_steps,
         surrogate_ddim_steps=s.ddim_steps,
+        surrogate_sampler=s.sampler,
         surrogate_lr=s.lr,
         surrogate_epochs=s.epochs,
         surrogate_batch_size=s.batch_size,
@@ -120,6 +139,7 @@ def prepare_run(
     run_dir: str | Path | None = None,
     iterations: int | None = None,
     workers: int | None = None,
+    device: str | None = None,
 ) -> PreparedRun:
     """Validate everything and set up (or reopen) the run directory; raises ConfigError before any work."""
     overrides: dict[str, Any] = {}
@@ -128,6 +148,8 @@ def prepare_run(
         overrides["iterations"] = iterations
     if workers is not None:
         overrides["execution"] = {**config.execution.model_dump(), "n_workers": workers}
+    if device is not None:
+        overrides["execution"] = {**overrides.get("execution", config.execution.model_dump()), "device": device}
     if overrides:
         config = validate_config({**config.model_dump(mode="json"), **overrides})
     problem = build_problem(config, base)
@@ -159,7 +181,7 @@ def optimize_run(prepared: PreparedRun, log: Log | None = None, progress: Progre
     import torch
 
     ex = prepared.config.execution
-    executor = make_executor(ex.backend, ex.n_workers, ex.address, ex.retries)
+    executor = make_executor(ex.backend, ex.n_workers, ex.address, ex.retries, timeout_s=ex.timeout_s, cluster=ex.cluster)
     threads = torch.get_num_threads()
     if ex.torch_threads is not None:
         torch.set_num_threads(ex.torch_threads)
