@@ -324,8 +324,8 @@ def pion_response_study(s: Settings) -> tuple[str, dict[str, float], dict[str, n
         out["expected"].append(expected)
         out["res_pi"].append(float(r_pi.std() / r_pi.mean()))
     table = md_table(
-        ["E GeV", "<f_em> (Groom)", "pi response", "f_em + 0.65 (1 - f_em)", "e response", "e/pi",
-         "pi sigma/E %", "L95 sim (lambda_I)", "L95 rule (lambda_I)"], rows)
+        ["E GeV", "<f_em> (Groom)", "pi response", f"f_em + {HADRONIC_VISIBLE_FRACTION:g} (1 - f_em)", "e response",
+         "e/pi", "pi sigma/E %", "L95 sim (lambda_I)", "L95 rule (lambda_I)"], rows)
     return table, metrics, {k: np.array(v) for k, v in out.items()}
 
 
@@ -716,7 +716,7 @@ def fig_pion_response(resp: dict[str, np.ndarray], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.errorbar(resp["E"], resp["pi"], yerr=resp["pi_err"], fmt="o", color="k", label="$\\pi^+$ (simulated)")
     ax.plot(resp["E"], resp["expected"], "-", color="tab:red", lw=1.8,
-            label="$f_{em} + (h/e)(1-f_{em})$, $h/e = 0.65$, Groom $f_{em}$")
+            label=f"$f_{{em}} + (h/e)(1-f_{{em}})$, $h/e = {HADRONIC_VISIBLE_FRACTION:g}$, Groom $f_{{em}}$")
     ax.plot(resp["E"], resp["e"], "s--", color="tab:blue", label="$e^-$ (simulated)")
     ax.set_xscale("log")
     ax.set_xlabel("beam energy [GeV]")

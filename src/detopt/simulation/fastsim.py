@@ -293,10 +293,11 @@ def _share_by_ionization(
 
 def _em_component(
     stack: _Stack, deposit_energy: np.ndarray, profile_energy: np.ndarray, t0: np.ndarray,
-    rng: np.random.Generator, radial_edges: np.ndarray | None,
+    rng: np.random.Generator, radial_edges: np.ndarray | None, radial_scale: float = 1.0,
 ) -> _Component:
     """EM shower(s) of total energy ``deposit_energy`` starting at depth ``t0`` (X0), with the shape of a
-    shower of ``profile_energy`` (the two photons of a pi0 develop like one photon of half the energy)."""
+    shower of ``profile_energy`` (the two photons of a pi0 develop like one photon of half the energy),
+    its radii widened by ``radial_scale``."""
     window_end = t0 + EM_MATERIAL_WINDOW_X0
     ec = _window_mean(stack.t_edges, stack.cum_ec, stack.last_ec, t0, window_end)
     z = _window_mean(stack.t_edges, stack.cum_z, stack.last_z, t0, window_end)
@@ -314,7 +315,7 @@ def _em_component(
     )
     t_max = (alpha - 1.0) / beta
     tau = np.maximum(mean_t, 0.0) / t_max[:, None]
-    r_core, r_tail, p_core = em.radial_parameters(profile_energy[:, None], stack.seg_z[None, :], tau)
+    r_core, r_tail, p_core = em.radial_parameters(profile_energy[:, None], stack.seg_z[None, :], tau, radial_scale)
     rm = stack.seg_rm_cm[None, :]
     seg = seg * em.two_component_containment(stack.r_eq_cm, r_core * rm, r_tail * rm, p_core)
     rings = None
@@ -354,11 +355,13 @@ def _pion_showers(
 
     t_int = np.interp(z_fin, stack.edges_cm, stack.t_edges)
     t0 = t_int + rng.exponential(em.PHOTON_CONVERSION_X0, size=m)
-    em_part = _em_component(stack, e_em, np.maximum(0.5 * e_em, 1e-3), t0, rng, radial_edges)
+    em_part = _em_component(
+        stack, e_em, np.maximum(0.5 * e_em, 1e-3), t0, rng, radial_edges, had.PION_EM_RADIAL_SCALE
+    )
 
     a, d = had.hadronic_profile_shape(np.maximum(e_int, 1e-3))
-    a = a * np.exp(0.15 * rng.standard_normal(m))
-    d = d * np.exp(0.15 * rng.standard_normal(m))
+    a = a * np.exp(had.HADRONIC_SHAPE_SPREAD * rng.standard_normal(m))
+    d = d * np.exp(had.HADRONIC_SHAPE_SPREAD * rng.standard_normal(m))
     l_int = np.interp(z_fin, stack.edges_cm, stack.l_edges)
     cdf = em.gamma_profile_cdf(a[:, None], d[:, None], stack.l_edges[None, :] - l_int[:, None])
     w = np.diff(cdf, axis=1)

@@ -1,4 +1,7 @@
-"""Compare the built-in `FastShowerSimulator` with Geant4 (detopt issue 6, item 3), without tuning.
+"""Compare the built-in `FastShowerSimulator` with Geant4 (detopt issue 6, item 3).
+
+The Geant4 side is the reference of the calibration (docs/scripts/calibrate_fastsim.py, stored in
+docs/data/geant4_reference.json); the fast side is whatever the source holds now.
 
     python -m detopt.simulation.geant4.compare --json OUT.json [--quick] [--data-dir DIR]
     python -m detopt.simulation.geant4.compare --json OUT.json --refresh-fastsim   # after changing fastsim
