@@ -5,19 +5,37 @@ task, either its result or the exception of its last attempt. A task that fails 
 retried ``retries`` times; the caller decides what to do with the failures (the SRSO
 loop drops those designs with a warning, never silently; DESIGN.md section 6).
 
+Faults an attempt can end in, each counted as one failed attempt and retried:
+
+- the task raises (a crashed simulation);
+- the task runs longer than ``timeout_s``: a watchdog thread raises :class:`TaskTimeout`
+  inside it (delivered at the next Python bytecode, so a call blocked inside native code is
+  interrupted when it returns to Python);
+- the Dask worker process dies mid-task (killed, out of memory): Dask itself first
+  reschedules the task on another worker (``distributed.scheduler.allowed-failures`` times),
+  then reports ``KilledWorker``, which counts as one failed attempt here.
+
+``Outcome.errors`` keeps the error of every failed attempt, so the caller can record each
+retry, not only the last failure.
+
 Executors are context managers: a ``DaskExecutor`` starts its cluster on ``__enter__``
 (not on construction or import) and closes it on ``__exit__``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from detopt.errors import ConfigError
 
-__all__ = ["DaskExecutor", "Executor", "Outcome", "SerialExecutor", "make_executor"]
+if TYPE_CHECKING:
+    from detopt.execution.clusters import ClusterSettings
+
+__all__ = ["DaskExecutor", "Executor", "Outcome", "SerialExecutor", "TaskTimeout", "make_executor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,10 +49,58 @@ class Outcome(Generic[R]):
     value: R | None
     error: str | None
     attempts: int
+    errors: tuple[str, ...] = ()  # the error of every failed attempt, in order (retries included)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def retries(self) -> int:
+        """Attempts after the first (each follows a failed one)."""
+        return self.attempts - 1
+
+
+class TaskTimeout(Exception):
+    """A task ran past the executor's ``timeout_s`` and was interrupted."""
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Schedule ``exc_type`` to be raised in thread ``thread_id`` at its next bytecode (None clears it)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else None)
+
+
+def call_with_timeout(fn: Callable[[T], R], task: T, timeout_s: float | None) -> R:
+    """``fn(task)``, interrupted with :class:`TaskTimeout` if it runs longer than ``timeout_s`` seconds.
+
+    A watchdog thread raises the exception asynchronously in the calling thread, so this works
+    in any thread (Dask worker threads included), not only the main one.
+    """
+    if timeout_s is None:
+        return fn(task)
+    target = threading.get_ident()
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                _raise_in_thread(target, TaskTimeout)
+
+    timer = threading.Timer(timeout_s, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        return fn(task)
+    except TaskTimeout:
+        raise TaskTimeout(f"task ran longer than the timeout of {timeout_s:g} s (execution.timeout_s)") from None
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["fired"]:
+                _raise_in_thread(target, None)  # clear an exception not yet delivered
 
 
 class Executor(Protocol):
@@ -55,11 +121,24 @@ def _check_retries(retries: int) -> int:
     return retries
 
 
+def _check_timeout(timeout_s: float | None) -> float | None:
+    if timeout_s is None:
+        return None
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):
+        raise ConfigError("execution.timeout_s", f"must be a number of seconds > 0 (or null for none), got {timeout_s!r}")
+    return float(timeout_s)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 class SerialExecutor:
     """Runs the tasks one after the other in this process (tests, debugging, tiny problems)."""
 
-    def __init__(self, retries: int = 1) -> None:
+    def __init__(self, retries: int = 1, timeout_s: float | None = None) -> None:
         self.retries = _check_retries(retries)
+        self.timeout_s = _check_timeout(timeout_s)
 
     def __enter__(self) -> "SerialExecutor":
         return self
@@ -72,15 +151,16 @@ class SerialExecutor:
     ) -> list[Outcome[R]]:
         outcomes: list[Outcome[R]] = []
         for index, task in enumerate(tasks):
-            error = None
+            errors: list[str] = []
             for attempt in range(1, self.retries + 2):
                 try:
-                    outcomes.append(Outcome(index, fn(task), None, attempt))
+                    value = call_with_timeout(fn, task, self.timeout_s)
+                    outcomes.append(Outcome(index, value, None, attempt, tuple(errors)))
                     break
                 except Exception as exc:  # a failed simulation must not stop the run; reported to the caller
-                    error = f"{type(exc).__name__}: {exc}"
+                    errors.append(_error_text(exc))
             else:
-                outcomes.append(Outcome(index, None, error, self.retries + 1))
+                outcomes.append(Outcome(index, None, errors[-1], self.retries + 1, tuple(errors)))
             if progress is not None:
                 progress(index + 1, len(tasks))
         return outcomes
@@ -88,10 +168,12 @@ class SerialExecutor:
 
 class DaskExecutor:
     """Runs the tasks on Dask: a ``LocalCluster`` of ``n_workers`` single-threaded processes by default,
-    or an existing scheduler at ``address`` (e.g. one started by dask-jobqueue on Slurm/HTCondor).
+    the cluster that ``cluster_factory`` starts (dask-jobqueue on Slurm, HTCondor, PBS, LSF:
+    :mod:`detopt.execution.clusters`), or an existing scheduler at ``address``.
 
-    Dask retries a task whose worker died (``retries``); an exception raised by the task is
-    retried the same number of times.
+    A task whose worker died is rescheduled by Dask; an exception raised by the task, a
+    ``KilledWorker`` and a timeout (``timeout_s``) each count as one failed attempt, and the task
+    is resubmitted until ``retries`` retries are spent.
     """
 
     def __init__(
@@ -101,21 +183,34 @@ class DaskExecutor:
         retries: int = 1,
         threads_per_worker: int = 1,
         memory_limit: str | None = "auto",
+        timeout_s: float | None = None,
+        cluster_factory: Callable[[], Any] | None = None,
     ) -> None:
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ConfigError("execution.n_workers", f"must be an integer >= 1, got {n_workers!r}")
         self.n_workers = n_workers
         self.address = address
         self.retries = _check_retries(retries)
+        self.timeout_s = _check_timeout(timeout_s)
         self.threads_per_worker = threads_per_worker
         self.memory_limit = memory_limit
+        #: Starts a cluster (e.g. dask-jobqueue's, :func:`detopt.execution.clusters.cluster_factory`) on ``__enter__``.
+        self.cluster_factory = cluster_factory
         self._cluster: Any = None
         self._client: Any = None
 
     def __enter__(self) -> "DaskExecutor":
         from distributed import Client, LocalCluster
 
-        if self.address is None:
+        if self.cluster_factory is not None:
+            self._cluster = self.cluster_factory()
+            try:
+                self._client = Client(self._cluster)
+            except BaseException:
+                self._cluster.close()
+                self._cluster = None
+                raise
+        elif self.address is None:
             self._cluster = LocalCluster(
                 n_workers=self.n_workers,
                 threads_per_worker=self.threads_per_worker,
@@ -142,32 +237,66 @@ class DaskExecutor:
 
         if self._client is None:
             raise RuntimeError("DaskExecutor.map called outside 'with DaskExecutor(...) as executor:'")
-        futures = self._client.map(fn, list(tasks), retries=self.retries, pure=False)
-        index_of = {f.key: i for i, f in enumerate(futures)}
-        outcomes: list[Outcome[R] | None] = [None] * len(futures)
+        tasks = list(tasks)
+        client = self._client
+
+        def submit(i: int) -> Any:
+            return client.submit(call_with_timeout, fn, tasks[i], self.timeout_s, pure=False, retries=0)
+
+        index_of: dict[str, int] = {}
+        futures = []
+        for i in range(len(tasks)):
+            future = submit(i)
+            index_of[future.key] = i
+            futures.append(future)
+        errors: list[list[str]] = [[] for _ in tasks]
+        outcomes: list[Outcome[R] | None] = [None] * len(tasks)
         done = 0
-        for future in as_completed(futures):
-            i = index_of[future.key]
+        pending = as_completed(futures)
+        for future in pending:
+            i = index_of.pop(future.key)
             if future.status == "finished":
-                outcomes[i] = Outcome(i, future.result(), None, 1)
+                outcomes[i] = Outcome(i, future.result(), None, len(errors[i]) + 1, tuple(errors[i]))
             else:
-                exc = future.exception()
-                outcomes[i] = Outcome(i, None, f"{type(exc).__name__}: {exc}", self.retries + 1)
+                errors[i].append(_error_text(future.exception()))
+                if len(errors[i]) <= self.retries:  # resubmit: a new key, so a new attempt
+                    again = submit(i)
+                    index_of[again.key] = i
+                    pending.add(again)
+                    future.release()
+                    continue
+                outcomes[i] = Outcome(i, None, errors[i][-1], len(errors[i]), tuple(errors[i]))
+            future.release()
             done += 1
             if progress is not None:
-                progress(done, len(futures))
+                progress(done, len(tasks))
         return [o for o in outcomes if o is not None]
 
 
-def make_executor(backend: str, n_workers: int = 2, address: str | None = None, retries: int = 1) -> SerialExecutor | DaskExecutor:
+def make_executor(
+    backend: str,
+    n_workers: int = 2,
+    address: str | None = None,
+    retries: int = 1,
+    timeout_s: float | None = None,
+    cluster: ClusterSettings | None = None,
+) -> SerialExecutor | DaskExecutor:
     """``"serial"`` -> :class:`SerialExecutor`; ``"local"`` -> :class:`DaskExecutor` (LocalCluster);
-    ``"dask"`` -> :class:`DaskExecutor` connected to ``address``."""
+    ``"slurm"``, ``"htcondor"``, ``"pbs"``, ``"lsf"`` -> :class:`DaskExecutor` on a dask-jobqueue cluster
+    described by ``cluster`` (:mod:`detopt.execution.clusters`; ``n_workers`` jobs unless it says otherwise);
+    ``"address"`` (alias ``"dask"``) -> :class:`DaskExecutor` connected to the scheduler at ``address``."""
+    from detopt.execution.clusters import BATCH_SYSTEMS, check_execution, cluster_factory
+
+    check_execution(backend, cluster, address)
+    if backend in BATCH_SYSTEMS:
+        factory = cluster_factory(backend, cluster, default_jobs=n_workers)
+        return DaskExecutor(n_workers=n_workers, retries=retries, timeout_s=timeout_s, cluster_factory=factory)
     if backend == "serial":
-        return SerialExecutor(retries=retries)
+        return SerialExecutor(retries=retries, timeout_s=timeout_s)
     if backend == "local":
-        return DaskExecutor(n_workers=n_workers, retries=retries)
-    if backend == "dask":
-        if not address:
-            raise ConfigError("execution.address", "backend 'dask' needs the scheduler address (tcp://host:8786)")
-        return DaskExecutor(n_workers=n_workers, address=address, retries=retries)
-    raise ConfigError("execution.backend", f"must be 'local', 'serial' or 'dask', got {backend!r}")
+        return DaskExecutor(n_workers=n_workers, retries=retries, timeout_s=timeout_s)
+    if backend in ("address", "dask"):
+        return DaskExecutor(n_workers=n_workers, address=address, retries=retries, timeout_s=timeout_s)
+    raise ConfigError(
+        "execution.backend", f"must be one of local, serial, slurm, htcondor, pbs, lsf, address, got {backend!r}"
+    )

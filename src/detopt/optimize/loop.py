@@ -17,13 +17,15 @@ after iteration k gives the same designs as an uninterrupted one.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,9 @@ __all__ = [
 
 ITERATIONS_DIR = "iterations"
 DONE_FILE = "done.json"
+FAULTS_FILE = "faults.jsonl"
+#: errno values that mean "the run directory cannot be written" (full disk, quota, permissions, read-only)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.ENOTDIR})
 RECORD_FORMAT = "detopt.iteration/1"
 
 Log = Callable[[str], None]
@@ -62,6 +67,7 @@ class LoopSettings:
     """Numbers of the SRSO loop (paper values in the comments; all in the run configuration)."""
 
     designs_per_iteration: int = 20  # AIDO 6.2
+    min_designs: int = 2  # designs that must simulate successfully for an iteration to go on (execution.min_designs)
     events_per_design: int = 400  # AIDO 6.2
     seed: int = 0
     lr: float = 0.01  # AIDO 6.2, lr_O
@@ -74,6 +80,9 @@ class LoopSettings:
     surrogate_hidden: tuple[int, ...] = (200, 100)  # AIDO Table 1
     surrogate_train_steps: int = 100
     surrogate_ddim_steps: int = 10
+    # "ddim" (surrogate_ddim_steps, eta=0) or "ddpm" (the full stochastic chain, its step noise fixed per
+    # iteration so that L' stays a deterministic function of the design during the descent)
+    surrogate_sampler: str = "ddim"
     surrogate_lr: float = 1e-3  # AIDO 6.2, lr_S
     surrogate_epochs: int = 60
     surrogate_batch_size: int = 256
@@ -84,6 +93,16 @@ class LoopSettings:
     surrogate_prediction: str = "v"
     surrogate_residual: str = "mean_scale"  # detopt.surrogate.normalization: diffuse the residual of a linear model
     validation_events: int = 2000
+    device: str = "cpu"  # torch device the driver trains the surrogate on ("cpu", "cuda"; detopt optimize --device)
+
+    def __post_init__(self) -> None:
+        m = self.min_designs
+        if isinstance(m, bool) or not isinstance(m, int) or not 2 <= m <= self.designs_per_iteration:
+            raise ConfigError(
+                "execution.min_designs",
+                f"must be a whole number from 2 to simulation.designs_per_iteration = {self.designs_per_iteration}, "
+                f"got {m!r}",
+            )
 
 
 @dataclass
@@ -114,6 +133,8 @@ class IterationRecord:
     surrogate_fit: dict[str, Any]
     timings: dict[str, float]
     format: str = RECORD_FORMAT
+    n_retries: int = 0  # simulation attempts that failed and were retried (each also in faults.jsonl)
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # designs that failed every attempt
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,11 +181,19 @@ def completed_iterations(run_dir: str | Path) -> int:
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
     """The ``record.json`` of every complete iteration, in order."""
+    from detopt.atomic import read_json_document
+
     run_dir = Path(run_dir)
-    return [
-        json.loads((iteration_dir(run_dir, i) / "record.json").read_text(encoding="utf-8"))
-        for i in range(completed_iterations(run_dir))
-    ]
+    required = [f.name for f in fields(IterationRecord) if f.name not in ("format", "n_retries", "dropped")]
+    records = []
+    for i in range(completed_iterations(run_dir)):
+        path = iteration_dir(run_dir, i) / "record.json"
+        record = read_json_document(path, RECORD_FORMAT)  # DataError naming the file if missing or corrupt
+        missing = [name for name in required if name not in record]
+        if missing:
+            raise DataError(f"{path}: missing field(s) {', '.join(missing)}")
+        records.append(record)
+    return records
 
 
 def _json(path: Path, data: Any) -> None:
@@ -230,7 +259,7 @@ def _train_config(settings: LoopSettings, seed: int) -> Any:
 
     return TrainConfig(
         lr=settings.surrogate_lr, epochs=settings.surrogate_epochs, batch_size=settings.surrogate_batch_size,
-        patience=settings.surrogate_patience, device="cpu", seed=seed,
+        patience=settings.surrogate_patience, device=settings.device, seed=seed,
     )
 
 
@@ -248,6 +277,13 @@ def run_loop(
 
     Returns the records of all complete iterations. Iterations already complete in
     ``run_dir`` are skipped; a partly written iteration (no ``done.json``) is redone.
+
+    Faults: failed simulation attempts are retried by the executor and every retry and
+    dropped design is appended to ``run_dir/faults.jsonl``; with fewer than
+    ``settings.min_designs`` successful designs the run stops with a :class:`DataError`.
+    A run directory that cannot be written (full disk, permissions) stops the run with a
+    :class:`ConfigError` on ``run_dir``; every iteration completed before stays intact
+    (files are written atomically and ``done.json`` last), so rerunning resumes.
     """
     run_dir = Path(run_dir)
     log = log or (lambda _msg: None)
@@ -258,11 +294,54 @@ def run_loop(
     with executor:
         for iteration in range(start, iterations):
             folder = iteration_dir(run_dir, iteration)
-            if folder.exists():
-                shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
-            record = _run_iteration(problem, settings, run_dir, iteration, executor, progress)
+            try:
+                if folder.exists():
+                    shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
+                record = _run_iteration(problem, settings, run_dir, iteration, executor, progress)
+            except OSError as exc:
+                if exc.errno not in WRITE_ERRNOS:
+                    raise
+                raise _write_failure(exc, run_dir, iteration) from None
             log(_summary(record))
     return load_records(run_dir)
+
+
+def _write_failure(exc: OSError, run_dir: Path, iteration: int) -> ConfigError:
+    """The one-line error of a run directory that cannot be written; it says what is intact and how to resume."""
+    where = exc.filename or run_dir
+    complete = completed_iterations(run_dir)
+    kept = f"iterations 0-{complete - 1} are complete and intact" if complete else "no iteration was complete yet"
+    return ConfigError(
+        "run_dir",
+        f"cannot write {where} ({exc.strerror or exc}) during iteration {iteration}; {kept}; "
+        "free space or fix the permissions, then rerun the same command to resume",
+    )
+
+
+def _record_faults(run_dir: Path, iteration: int, outcomes: list[Any]) -> tuple[int, list[dict[str, Any]]]:
+    """Append every failed attempt of this iteration to ``faults.jsonl``; returns (retries, dropped designs).
+
+    The log is append-only (one ``write`` per line, so a crash cuts at most the last line) and
+    spans resumed runs: an iteration redone after a crash logs its faults again.
+    """
+    lines, retries, dropped = [], 0, []
+    now = time.time()
+    for o in outcomes:
+        errors = list(o.errors) or ([o.error] if o.error else [])
+        for attempt, error in enumerate(errors, start=1):
+            final = not o.ok and attempt == len(errors)
+            lines.append({"iteration": iteration, "design": o.index, "attempt": attempt,
+                          "action": "dropped" if final else "retried", "error": error, "time": now})
+            retries += 0 if final else 1
+        if not o.ok:
+            dropped.append({"design": o.index, "attempts": o.attempts, "error": o.error})
+    if lines:
+        fd = os.open(run_dir / FAULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
+        finally:
+            os.close(fd)
+    return retries, dropped
 
 
 def _summary(record: IterationRecord) -> str:
@@ -317,11 +396,17 @@ def _run_iteration(
     simulation_s = time.perf_counter() - t0
     kept = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
+    n_retries, dropped = _record_faults(run_dir, iteration, outcomes)
     for o in failed:
         message = f"iteration {iteration}: design {o.index} failed after {o.attempts} attempt(s) and is dropped: {o.error}"
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    if len(kept) < 2:
-        raise DataError(f"iteration {iteration}: only {len(kept)} of {len(designs)} simulations succeeded; need >= 2")
+    if len(kept) < settings.min_designs:
+        complete = f"iterations 0-{iteration - 1} are complete" if iteration else "no iteration is complete"
+        raise DataError(
+            f"iteration {iteration}: only {len(kept)} of {len(designs)} designs simulated successfully, fewer than "
+            f"execution.min_designs = {settings.min_designs}; the run stops ({complete}; the failures are in "
+            f"{run_dir / FAULTS_FILE}). Fix the simulation and rerun the same command to resume."
+        )
     encodings = space.encode(designs)
     events = Events.concatenate([o.value for o in kept])  # type: ignore[misc]
     design_id = np.concatenate([np.full(len(o.value), o.index) for o in kept])  # type: ignore[arg-type]
@@ -398,7 +483,12 @@ def _run_iteration(
     noise = torch.as_tensor(opt_rng.standard_normal((m, n_targets)), dtype=torch.float32)
     boundary = boundary_penalty_for(space)
 
+    chain_seed = int(opt_rng.integers(2**31))
+
     def surrogate_loss(theta: torch.Tensor) -> torch.Tensor:
+        if settings.surrogate_sampler == "ddpm":
+            chain = torch.Generator().manual_seed(chain_seed)
+            return surrogate(theta, context, truth, noise=noise, generator=chain, method="ddpm")
         return surrogate(theta, context, truth, noise=noise, n_steps=settings.surrogate_ddim_steps)
 
     def objective(theta: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -487,6 +577,7 @@ def _run_iteration(
             "iteration_s": time.perf_counter() - t_start,
         },
     )
+    record.n_retries, record.dropped = n_retries, dropped
     _json(folder / "record.json", record.to_dict())
     _json(folder / DONE_FILE, {"iteration": iteration, "format": RECORD_FORMAT})
     return record

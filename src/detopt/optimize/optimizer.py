@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detopt.atomic import write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
 from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis
@@ -199,24 +199,34 @@ class DesignOptimizer:
         """Read what :meth:`save` wrote; ``space`` supplies the parameters (its values are replaced)."""
         from safetensors.torch import load as st_load
 
+        from safetensors import SafetensorError
+
         directory = Path(directory)
+        meta = read_json_document(directory / META_FILE, FORMAT)
+        state_path = directory / STATE_FILE
         try:
-            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-            tensors = st_load((directory / STATE_FILE).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{directory}: cannot read the design optimizer state ({exc})") from exc
-        if meta.get("format") != FORMAT:
-            raise DataError(f"{directory / META_FILE}: format {meta.get('format')!r} is not {FORMAT!r}")
-        obj = cls(space, lr=meta["lr"], lr_discrete=meta["lr_discrete"])
-        with torch.no_grad():
-            obj.values.copy_(tensors["values"])
-            for k, z in enumerate(obj.logits):
-                z.copy_(tensors[f"logits.{k}"])
-        if obj.adam is not None:
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in tensors.items():
-                if key.startswith("adam."):
-                    _, index, name = key.split(".", 2)
-                    state.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
-            obj.adam.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+            tensors = st_load(state_path.read_bytes())
+        except FileNotFoundError:
+            raise DataError(f"{state_path}: file not found") from None
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise DataError(f"{state_path}: not a readable safetensors file ({exc})") from None
+        try:
+            obj = cls(space, lr=meta["lr"], lr_discrete=meta["lr_discrete"])
+            with torch.no_grad():
+                obj.values.copy_(tensors["values"])
+                for k, z in enumerate(obj.logits):
+                    z.copy_(tensors[f"logits.{k}"])
+            if obj.adam is not None:
+                state: dict[int, dict[str, torch.Tensor]] = {}
+                for key, value in tensors.items():
+                    if key.startswith("adam."):
+                        _, index, name = key.split(".", 2)
+                        state.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+                obj.adam.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        except KeyError as exc:
+            raise DataError(f"{directory}: the design optimizer state lacks {exc} ({META_FILE} / {STATE_FILE})") from None
+        except (TypeError, ValueError, RuntimeError, IndexError, AttributeError, ConfigError) as exc:
+            raise DataError(f"{directory}: the design optimizer state does not fit this design ({exc})") from None
+        if not all(torch.isfinite(t).all() for t in (obj.values, *obj.logits)):
+            raise DataError(f"{state_path}: the design values hold NaN or inf")
         return obj

@@ -171,8 +171,11 @@ def prepare_run(
                 "use a new run directory",
             )
     check_run_dir(path)
-    write_text_atomic(path / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
-    write_text_atomic(path / RUN_FILE, json.dumps({"format": RUN_FORMAT, "seed": config.seed}, indent=2) + "\n")
+    try:
+        write_text_atomic(path / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+        write_text_atomic(path / RUN_FILE, json.dumps({"format": RUN_FORMAT, "seed": config.seed}, indent=2) + "\n")
+    except OSError as exc:  # a disk that filled up since the check: one clear line, the old files intact
+        raise ConfigError("run_dir", f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
     return PreparedRun(config, resolved, problem, settings, path, config.iterations)
 
 

@@ -40,6 +40,12 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError("run", f"{run_dir} is not a detopt run directory (no config.yaml)")
+    from detopt.optimize.config import load_config
+
+    try:  # a damaged config.yaml: an error naming the file, before any figure is drawn
+        load_config(config_path)
+    except ConfigError as exc:
+        raise ConfigError(exc.field if exc.field == str(config_path) else f"{config_path}: {exc.field}", exc.message) from None
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     records = load_records(run_dir)
     if not records:

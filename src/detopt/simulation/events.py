@@ -10,10 +10,53 @@ from pathlib import Path
 import numpy as np
 
 from detopt.atomic import atomic_path
-from detopt.errors import DataError
+from detopt.errors import ConfigError, DataError
 from detopt.simulation.particles import PARTICLES, particle_code
 
 _META_KEY = b"detopt"
+
+
+def _finite(values: np.ndarray, where: str, *, positive: bool = False) -> np.ndarray:
+    """``values`` as float64, or DataError naming ``where`` and the first bad row (NaN, inf, or <= 0 if ``positive``)."""
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: expected numbers, got values of type {np.asarray(values).dtype}") from None
+    bad = ~np.isfinite(out) | ((out <= 0) if positive else False)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        allowed = "finite numbers > 0" if positive else "finite numbers"
+        raise DataError(f"{where}: row {row} holds {out[row]!r}; allowed: {allowed}")
+    return out
+
+
+def _particle_codes(values: Sequence[object], where: str) -> np.ndarray:
+    """Integer particle codes of names or PDG IDs; DataError naming ``where`` for an unknown one."""
+    try:
+        return np.array([particle_code(str(p.decode() if isinstance(p, bytes) else p)) for p in values], dtype=np.int8)
+    except ConfigError as exc:
+        raise DataError(f"{where}: {exc.message}") from None
+
+
+def _parquet_metadata(raw: bytes, path: Path) -> dict:
+    """The detopt metadata of an event file, checked (layer names, active flags, voxel shape)."""
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(f"{path}: the detopt metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: the detopt metadata must be a JSON object, got {type(meta).__name__}")
+    names, active, voxel_shape = meta.get("layer_names"), meta.get("active"), meta.get("voxel_shape")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{path}: metadata field 'layer_names' must be a non-empty list of layer names")
+    if not isinstance(active, list) or len(active) != len(names) or not all(isinstance(a, bool) for a in active):
+        raise DataError(f"{path}: metadata field 'active' must list one true/false flag per layer ({len(names)})")
+    if voxel_shape is not None and (
+        not isinstance(voxel_shape, list) or len(voxel_shape) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in voxel_shape)
+    ):
+        raise DataError(f"{path}: metadata field 'voxel_shape' must be null or [n_depth, n_radial], each >= 1")
+    return meta
 
 
 @dataclass(frozen=True)
@@ -138,6 +181,9 @@ class EventBatch:
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> "EventBatch":
+        """Read a file written by :meth:`to_parquet`; DataError names the file and the column at fault
+        (missing, wrong type, NaN or inf; energies must be > 0)."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = Path(path)
@@ -150,19 +196,39 @@ class EventBatch:
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
             raise DataError(f"{path}: no detopt metadata; use EventBatch.from_columns for foreign files")
-        meta = json.loads(raw)
+        meta = _parquet_metadata(raw, path)
         layer_names = tuple(meta.pop("layer_names"))
-        active = tuple(bool(a) for a in meta.pop("active"))
-        voxel_shape = meta.pop("voxel_shape")
+        active = tuple(meta.pop("active"))
+        voxel_shape = meta.pop("voxel_shape", None)
+        deposit_columns = [f"edep_{n}_gev" for n in layer_names]
+        required = ["particle", "energy_gev", "first_interaction_cm", *deposit_columns]
+        required += ["voxels_gev"] if voxel_shape is not None else []
+        missing = [c for c in required if c not in table.column_names]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found {table.column_names}")
+
+        def number_column(name: str) -> np.ndarray:
+            column = table.column(name)
+            if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+                raise DataError(f"{path}: column {name!r} has type {column.type}, expected numbers (float64)")
+            return column.to_numpy(zero_copy_only=False).astype(np.float64)
+
         voxels = None
         if voxel_shape is not None:
-            flat = table.column("voxels_gev").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            voxels = flat.reshape(table.num_rows, *voxel_shape)
+            try:
+                flat = table.column("voxels_gev").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                voxels = _finite(flat, f"{path}: column 'voxels_gev'").reshape(table.num_rows, *voxel_shape)
+            except (ValueError, pa.ArrowException) as exc:
+                raise DataError(f"{path}: column 'voxels_gev' does not hold {voxel_shape} maps per event ({exc})") from None
+        particles = table.column("particle")
+        if not pa.types.is_string(particles.type) and not pa.types.is_large_string(particles.type):
+            raise DataError(f"{path}: column 'particle' has type {particles.type}, expected particle names (string)")
+        first = number_column("first_interaction_cm")  # NaN is allowed: no inelastic interaction
         return cls(
-            particle=np.array([particle_code(p) for p in table.column("particle").to_pylist()], dtype=np.int8),
-            energy=table.column("energy_gev").to_numpy(),
-            deposits=np.stack([table.column(f"edep_{n}_gev").to_numpy() for n in layer_names], axis=1),
-            first_interaction_cm=table.column("first_interaction_cm").to_numpy(),
+            particle=_particle_codes(particles.to_pylist(), f"{path}: column 'particle'"),
+            energy=_finite(number_column("energy_gev"), f"{path}: column 'energy_gev'", positive=True),
+            deposits=np.stack([_finite(number_column(c), f"{path}: column {c!r}") for c in deposit_columns], axis=1),
+            first_interaction_cm=first,
             layer_names=layer_names, active=active, voxels=voxels, metadata=meta,
         )
 
@@ -204,12 +270,14 @@ class EventBatch:
             raise DataError(f"{path}: no such file") from None
         except Exception as exc:
             raise DataError(f"{path}: not a readable ROOT file ({exc})") from None
-        particles = arrays[particle_branch]
-        codes = np.array([particle_code(str(p.decode() if isinstance(p, bytes) else p)) for p in particles], dtype=np.int8)
-        deposits = np.stack([np.asarray(arrays[b], dtype=float) * energy_scale for b in layer_branches], axis=1)
+        codes = _particle_codes(arrays[particle_branch], f"{path}:{tree}: branch {particle_branch!r}")
+        deposits = np.stack(
+            [_finite(arrays[b], f"{path}:{tree}: branch {b!r}") * energy_scale for b in layer_branches], axis=1
+        )
+        energy = _finite(arrays[energy_branch], f"{path}:{tree}: branch {energy_branch!r}", positive=True) * energy_scale
         n = deposits.shape[0]
         return cls(
-            particle=codes, energy=np.asarray(arrays[energy_branch], dtype=float) * energy_scale, deposits=deposits,
+            particle=codes, energy=energy, deposits=deposits,
             first_interaction_cm=np.full(n, np.nan), layer_names=tuple(layer_branches),
             active=tuple(bool(a) for a in active), metadata={"source": str(path)},
         )
