@@ -175,11 +175,15 @@ def optimize(
     ] = None,
     iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Override the number of iterations.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Override the number of Dask workers.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Where the driver trains the networks: cpu, cuda or auto (CUDA when available; the default)."),
+    ] = None,
 ) -> None:
     """Run the SRSO optimization of CONFIG; rerun on the same run directory to resume."""
     from detopt.optimize.cli_commands import optimize_command
 
-    raise typer.Exit(optimize_command(config, run_dir, iterations, workers))
+    raise typer.Exit(optimize_command(config, run_dir, iterations, workers, device=device))
 
 
 @app.command()
@@ -214,6 +218,10 @@ def evaluate(
 
 geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)
 app.add_typer(geant4_app)
+
+from detopt.cli.benchmark import benchmark as _benchmark  # noqa: E402  (typer only; the rest inside the command)
+
+app.command("benchmark")(_benchmark)
 
 
 @geant4_app.command("offline-data")
