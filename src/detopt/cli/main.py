@@ -219,6 +219,10 @@ def evaluate(
 geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)
 app.add_typer(geant4_app)
 
+from detopt.cli.shower import shower_app  # noqa: E402  (typer only; torch is imported inside its commands)
+
+app.add_typer(shower_app)
+
 from detopt.cli.benchmark import benchmark as _benchmark  # noqa: E402  (typer only; the rest inside the command)
 
 app.command("benchmark")(_benchmark)
