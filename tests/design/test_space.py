@@ -396,3 +396,9 @@ def test_file_errors(space: DesignSpace, tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("detector: {}\n")
     with pytest.raises(ConfigError, match="parameters: required key is missing"):
         DesignSpace.load(tmp_path / "empty.yaml")
+
+
+def test_a_parameter_with_a_non_text_key_is_a_clear_error() -> None:
+    """YAML `- &anchor: x` parses to a null key; it must not reach pydantic's keyword arguments."""
+    with pytest.raises(ConfigError, match="parameter keys must be names.*None"):
+        DesignSpace.from_mapping({"parameters": [{None: "absorber", "type": "continuous", "value": 1.0, "bounds": [0, 2]}]})

@@ -134,3 +134,13 @@ def test_importing_the_backend_does_not_import_geant4() -> None:
     import detopt.simulation.geant4.worker  # noqa: F401
 
     assert "geant4_pybind" not in sys.modules
+
+
+def test_offline_data_under_a_plain_file_is_a_clear_error(tmp_path) -> None:
+    from detopt.simulation.geant4.offline_data import generate
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a folder")
+    with pytest.raises(ConfigError, match="directory: cannot create the folder .*Not a directory"):
+        generate(plain / "data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]

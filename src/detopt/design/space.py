@@ -66,6 +66,10 @@ _DEFAULT_IGNORED_KEYS = ("detector",)
 
 def _infer_type(entry: Any) -> Any:
     """Fill in ``type`` of a raw parameter entry when it is evident (``categories`` -> discrete, ``value`` -> continuous)."""
+    if isinstance(entry, Mapping):
+        odd = [key for key in entry if not isinstance(key, str)]
+        if odd:  # e.g. YAML `- &anchor: x` gives a null key
+            raise ValueError(f"parameter keys must be names (text), got {odd[0]!r}")
     if isinstance(entry, Mapping) and "type" not in entry:
         if "categories" in entry:
             return {"type": "discrete", **entry}

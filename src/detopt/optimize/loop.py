@@ -25,7 +25,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -183,15 +183,20 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
     """The ``record.json`` of every complete iteration, in order."""
     from detopt.atomic import read_json_document
 
+    from pydantic import TypeAdapter, ValidationError
+
     run_dir = Path(run_dir)
-    required = [f.name for f in fields(IterationRecord) if f.name not in ("format", "n_retries", "dropped")]
+    schema = TypeAdapter(IterationRecord)
     records = []
     for i in range(completed_iterations(run_dir)):
         path = iteration_dir(run_dir, i) / "record.json"
         record = read_json_document(path, RECORD_FORMAT)  # DataError naming the file if missing or corrupt
-        missing = [name for name in required if name not in record]
-        if missing:
-            raise DataError(f"{path}: missing field(s) {', '.join(missing)}")
+        try:
+            schema.validate_python(record, strict=False)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise DataError(f"{path}: field {where!r}: {first['msg']}") from None
         records.append(record)
     return records
 

@@ -332,7 +332,7 @@ class ConditionalDiffusion(nn.Module):
             denoiser = DENOISERS[kind].from_config(dict(denoiser_doc["config"]))
             schedule = NoiseSchedule.from_config(document["schedule"])
             model = cls(denoiser, schedule, document["prediction"], document.get("residual", "none"))
-            dtype = getattr(torch, str(document.get("dtype", "float32")))
+            dtype = getattr(torch, str(document.get("dtype", "float32")), None)
             normalization = document["normalization"]
         except KeyError as exc:
             raise DataError(f"{config_path}: missing field {exc}") from None

@@ -191,6 +191,10 @@ def generate(directory: str | os.PathLike[str], overwrite: bool = False) -> Path
         except ValueError:
             pass
     start = time.perf_counter()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a plain file, no permission, read-only file system
+        raise ConfigError("directory", f"cannot create the folder {root}: {exc.strerror or exc}") from None
     for name in DATASET_VERSIONS.values():
         (root / name).mkdir(parents=True, exist_ok=True)
     (root / DATASET_VERSIONS["G4ENSDFSTATEDATA"] / "ENSDFSTATE.dat").write_text("", encoding="ascii")
