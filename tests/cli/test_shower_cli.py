@@ -88,6 +88,9 @@ def test_held_out_energies_outside_the_training_range_are_recorded(work: Path) -
          "allowed: lora, bitfit, full, scratch"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--rank", "0"], "--rank", "[1, 64]"),
         (["gradients", "{w}", "--model", "tiny", "--parameters", "x0_cm"], "--parameters", "allowed: depth_cm"),
+        (["gradients", "{w}", "--model", "tiny", "--utility", "lateral_containment", "--radius-cm", "0"],
+         "--radius-cm", "(0.0, "),
+        (["gradients", "{w}", "--model", "tiny", "--utility", "sharpness"], "--utility", "unknown utility"),
     ],
     ids=lambda v: " ".join(v[3:]) if isinstance(v, list) else None,
 )
@@ -103,3 +106,19 @@ def test_a_data_set_of_another_grid_is_a_clear_error(work: Path) -> None:
     result = _run("evaluate", str(work), "--model", "tiny", "--data", "other", "--steps", "2")
     assert result.exit_code == 2
     assert "expected shape (n, 4, 3)" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("radius", [None, "2.5"])
+def test_gradients_of_lateral_containment_use_the_moliere_radius_or_radius_cm(work: Path, radius: str | None) -> None:
+    from detopt.simulation.shower_dataset import get_geometry
+
+    tag = f"lateral_{radius or 'moliere'}".replace(".", "_")
+    args = ["gradients", str(work), "--model", "tiny", "--utility", "lateral_containment", "--designs", "1",
+            "--showers", "10", "--repeats", "2", "--steps", "2", "--tag", tag]
+    result = _run(*args, *(["--radius-cm", radius] if radius else []))
+    assert result.exit_code == 0, result.output
+    document = json.loads((work / f"{tag}.json").read_text())
+    (row,) = document["designs"]
+    expected = float(radius) if radius else get_geometry("A").effective(row["design"]["material"])[0].moliere_radius_cm
+    assert row["radius_cm"] == pytest.approx(expected)
+    assert 0.0 < row["fd"]["utility"] <= 1.0 and len(row["autograd"]) == 2

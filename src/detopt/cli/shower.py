@@ -425,6 +425,9 @@ def gradients(
     repeats: Annotated[int, typer.Option("--repeats", help="Seeds per gradient (error bars).")] = 6,
     relative_step: Annotated[float, typer.Option("--relative-step", help="Finite-difference half-step / parameter.")] = 0.1,
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps.")] = 10,
+    radius_cm: Annotated[float | None, typer.Option(
+        "--radius-cm", help="Radius (cm) of lateral_containment; default: the Moliere radius of each design's "
+                            "(effective) material.")] = None,
     tag: Annotated[str, typer.Option("--tag", help="Output name (DIR/TAG.json, DIR/TAG_comparison.png).")] = "gradients",
     seed: SeedOpt = 0,
 ) -> None:
@@ -435,6 +438,8 @@ def gradients(
     _whole(steps, "--steps", 1, 1000)
     _number(relative_step, "--relative-step", 0.0, 0.5, open_low=True)
     _number(energy, "--energy", 0.0, 1e5, open_low=True)
+    if radius_cm is not None:
+        _number(radius_cm, "--radius-cm", 0.0, 1e4, open_low=True)
     params = _list(parameters, "--parameters", str, ("depth_cm", "r_max_cm"))
     tag = _name(tag, "--tag")
     model_dir = _model_dir(folder, model_name)
@@ -458,13 +463,25 @@ def gradients(
         raise renamed(exc, "--geometry" if exc.field == "geometry" else "--particle") from None
     model = ShowerDiffusion.load(model_dir)
     grid = VoxelGrid(n_depth=model.n_depth, n_radial=model.n_radial)
-    try:
-        fn = make_utility(utility, n_depth=model.n_depth, n_radial=model.n_radial, radial_power=grid.radial_power)
-    except ConfigError as exc:
-        raise renamed(exc, "--utility") from None
+
+    def utility_radius(cond: Any) -> float | None:
+        """lateral_containment's radius: --radius-cm, else the Moliere radius of the design's material."""
+        if utility != "lateral_containment":
+            return None
+        return radius_cm if radius_cm is not None else float(geo.effective(cond.material)[0].moliere_radius_cm)
+
+    def utility_for(cond: Any) -> Any:
+        try:
+            return make_utility(utility, n_depth=model.n_depth, n_radial=model.n_radial,
+                                radial_power=grid.radial_power, radius_cm=utility_radius(cond))
+        except ConfigError as exc:
+            raise renamed(exc, "--radius-cm" if exc.field == "radius_cm" else "--utility") from None
+
     conds = draw_shower_conditions(geo, designs, np.random.default_rng(seed), particles=[species], energies_gev=[energy])
+    utility_for(conds[0])  # an unknown --utility fails before any simulation
     auto, auto_err, fd, fd_err, rows, messages = [], [], [], [], [], []
     for k, cond in enumerate(conds):
+        fn = utility_for(cond)
         sim = shower_design_simulator(geo, cond, showers, grid)
         design = {p: float(getattr(cond, p)) for p in params}
         if utility == "containment":
@@ -476,7 +493,7 @@ def gradients(
                                                  n_steps=steps, seed=seed + 1000 * k)
         auto.append(g), auto_err.append(g_err), fd.append(f.mean), fd_err.append(f.stderr)
         rows.append({"design": cond.as_dict(), "autograd": g.tolist(), "autograd_stderr": g_err.tolist(),
-                     "fd": f.as_dict(), "surrogate_utility": u})
+                     "fd": f.as_dict(), "surrogate_utility": u, "radius_cm": utility_radius(cond)})
         typer.echo(f"design {k}: {cond.material} depth {cond.depth_cm:.1f} cm r_max {cond.r_max_cm:.2f} cm | U sim "
                    f"{f.utility:.4f} surr {u:.4f} | autograd {np.round(g, 5).tolist()} FD {np.round(f.mean, 5).tolist()} "
                    f"+- {np.round(f.stderr, 5).tolist()}")
