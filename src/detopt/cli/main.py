@@ -9,14 +9,16 @@ one line ``error: <field>: <message>`` and exit status 2 (:mod:`detopt.cli.error
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from detopt import __version__
+from detopt.cli.benchmark import benchmark  # typer only; the rest is imported inside the command
 from detopt.cli.errors import OneLineErrorGroup
+from detopt.cli.shower import shower_app  # typer only; torch is imported inside its commands
 
 if TYPE_CHECKING:
     from detopt.detector import SamplingCalorimeter
@@ -219,13 +221,8 @@ def evaluate(
 geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)
 app.add_typer(geant4_app)
 
-from detopt.cli.shower import shower_app  # noqa: E402  (typer only; torch is imported inside its commands)
-
 app.add_typer(shower_app)
-
-from detopt.cli.benchmark import benchmark as _benchmark  # noqa: E402  (typer only; the rest inside the command)
-
-app.command("benchmark")(_benchmark)
+app.command("benchmark")(benchmark)
 
 
 @geant4_app.command("offline-data")
