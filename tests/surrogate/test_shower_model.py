@@ -109,3 +109,13 @@ def test_classifier_free_guidance_runs_and_changes_the_samples() -> None:
     guided = model.sample(data.conditions[:5], n_steps=3, noise=_noise(model, 5), guidance=2.0)
     assert plain.shape == guided.shape == (5, GRID.n_depth, GRID.n_radial)
     assert torch.isfinite(guided).all() and not torch.equal(plain, guided)
+
+
+def test_the_representation_floor_is_saved_with_the_model(tmp_path: Path) -> None:
+    """A model trained with another fraction floor must decode its codes with that floor after loading."""
+    model = ShowerDiffusion.build("mlp", GRID.n_depth, GRID.n_radial, ("energy_gev", "x0_cm"), {"width": 16, "n_blocks": 1},
+                                  fraction_floor=1e-4)
+    loaded = ShowerDiffusion.load(model.save(tmp_path / "m"))
+    assert loaded.representation.fraction_floor == 1e-4
+    assert ShowerDiffusion.build("mlp", GRID.n_depth, GRID.n_radial, ("energy_gev",), {"width": 16, "n_blocks": 1}
+                                 ).representation.fraction_floor == 1e-2

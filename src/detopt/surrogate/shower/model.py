@@ -42,7 +42,7 @@ from detopt.surrogate.normalization import RESIDUAL_MODES, ConditionalAffine, Re
 from detopt.surrogate.samplers import ddim_sample
 from detopt.surrogate.schedule import NoiseSchedule, Prediction, check_prediction
 from detopt.surrogate.shower.denoiser import build_denoiser
-from detopt.surrogate.shower.representation import ShowerRepresentation, check_maps
+from detopt.surrogate.shower.representation import FRACTION_FLOOR, ShowerRepresentation, check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult, train_denoiser
 
 WEIGHTS_FILE = "shower_model.safetensors"
@@ -144,6 +144,7 @@ class ShowerDiffusion(nn.Module):
         residual: ResidualMode = "mean_scale",
         log_conditions: Sequence[str] = ("energy_gev",),
         guidance_dropout: float = 0.0,
+        fraction_floor: float = FRACTION_FLOOR,
     ) -> None:
         super().__init__()
         names = tuple(str(c) for c in condition_names)
@@ -180,7 +181,7 @@ class ShowerDiffusion(nn.Module):
         self.prediction: Prediction = prediction
         self.log_conditions = tuple(c for c in names if c in set(log_conditions))
         self.guidance_dropout = float(guidance_dropout)
-        self.representation = ShowerRepresentation(int(denoiser.n_depth), int(denoiser.n_radial))
+        self.representation = ShowerRepresentation(int(denoiser.n_depth), int(denoiser.n_radial), fraction_floor=fraction_floor)
         code_dim = self.representation.code_dim
         self.cond_standardizer = Standardizer(len(names))
         self.x_standardizer = Standardizer(code_dim)
@@ -221,6 +222,7 @@ class ShowerDiffusion(nn.Module):
             residual=config["residual"],
             log_conditions=config["log_conditions"],
             guidance_dropout=config["guidance_dropout"],
+            fraction_floor=config.get("representation", {}).get("fraction_floor", FRACTION_FLOOR),
         )
 
     # ------------------------------------------------------------------ properties
