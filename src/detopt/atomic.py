@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -64,3 +65,31 @@ def read_json_document(path: str | os.PathLike[str], format_name: str) -> dict:
         got = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise DataError(f"{p}: format {got!r} is not {format_name!r} (field 'format')")
     return document
+
+
+def write_weights_document(
+    folder: str | os.PathLike[str],
+    tensors: Mapping[str, Any],
+    document: Mapping[str, Any],
+    *,
+    weights_file: str,
+    document_file: str,
+    metadata: Mapping[str, str],
+) -> Path:
+    """Write ``tensors`` as safetensors, then the JSON ``document`` naming that file and its SHA-256.
+
+    The weights go first (each file atomically), so a document never points at weights that are
+    missing or half-written; :func:`read_json_document` reads the document back.
+    """
+    import hashlib
+    import json
+
+    from safetensors.torch import save as safetensors_save
+
+    folder = Path(folder)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    blob = safetensors_save(state, metadata=dict(metadata))
+    write_bytes_atomic(folder / weights_file, blob)
+    full = {**document, "weights_file": weights_file, "weights_sha256": hashlib.sha256(blob).hexdigest()}
+    write_text_atomic(folder / document_file, json.dumps(full, indent=2) + "\n")
+    return folder

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
 from detopt.surrogate.denoisers import DEFAULT_CHUNK_ROWS, Activation, MLPDenoiser, TimeEmbedding
@@ -291,23 +291,17 @@ class ConditionalDiffusion(nn.Module):
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``model.safetensors`` then ``model.json`` into ``directory`` (atomically, each)."""
-        from safetensors.torch import save as safetensors_save
-
-        folder = Path(directory)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        blob = safetensors_save(state, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
-        write_bytes_atomic(folder / WEIGHTS_FILE, blob)
         document = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             **self.to_config(),
             "dtype": str(self.dtype).removeprefix("torch."),
             "normalization": self._normalization(),
-            "weights_file": WEIGHTS_FILE,
-            "weights_sha256": hashlib.sha256(blob).hexdigest(),
         }
-        write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
-        return folder
+        return write_weights_document(
+            directory, self.state_dict(), document, weights_file=WEIGHTS_FILE, document_file=CONFIG_FILE,
+            metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)},
+        )
 
     @classmethod
     def load(

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.surrogate.shower.model import ShowerDiffusion
 from detopt.surrogate.shower.representation import check_maps
@@ -146,19 +146,15 @@ class AdaptedShower:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``adapter.safetensors`` + ``adapter.json`` (scratch: also the whole model, it has no base)."""
-        from safetensors.torch import save as safetensors_save
-
         folder = Path(directory)
         if self.method == "scratch":
             self.model.save(folder)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self._adapter_state().items()}
+        state = dict(self._adapter_state())
         if self.refit_normalization and self.method != "scratch":
-            state.update({k: v.detach().to("cpu").contiguous() for k, v in _normalization_state(self.model).items()})
+            state.update(_normalization_state(self.model))
         for keys, pair in ((RANGE_KEYS[:2], self.code_range), (RANGE_KEYS[2:], self.condition_range)):
             if pair is not None:
-                state[keys[0]], state[keys[1]] = (v.detach().to("cpu").contiguous() for v in pair)
-        blob = safetensors_save(state, metadata={"format": ADAPTER_FORMAT})
-        write_bytes_atomic(folder / ADAPTER_WEIGHTS, blob)
+                state[keys[0]], state[keys[1]] = pair
         document = {
             "format": ADAPTER_FORMAT,
             "version": ADAPTER_VERSION,
@@ -168,11 +164,11 @@ class AdaptedShower:
             "refit_normalization": self.refit_normalization,
             "trainable_parameters": self.trainable_parameters,
             "training": None if self.result is None else self.result.to_dict(),
-            "weights_file": ADAPTER_WEIGHTS,
-            "weights_sha256": hashlib.sha256(blob).hexdigest(),
         }
-        write_text_atomic(folder / ADAPTER_CONFIG, json.dumps(document, indent=2) + "\n")
-        return folder
+        return write_weights_document(
+            folder, state, document, weights_file=ADAPTER_WEIGHTS, document_file=ADAPTER_CONFIG,
+            metadata={"format": ADAPTER_FORMAT},
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], base: ShowerDiffusion | None = None) -> "AdaptedShower":

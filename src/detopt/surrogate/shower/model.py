@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
 from detopt.surrogate.normalization import RESIDUAL_MODES, ConditionalAffine, ResidualMode
@@ -443,12 +443,6 @@ class ShowerDiffusion(nn.Module):
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``shower_model.safetensors`` then ``shower_model.json`` into ``directory`` (atomically)."""
-        from safetensors.torch import save as safetensors_save
-
-        folder = Path(directory)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        blob = safetensors_save(state, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
-        write_bytes_atomic(folder / WEIGHTS_FILE, blob)
         document = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -457,11 +451,11 @@ class ShowerDiffusion(nn.Module):
             "training_range": self.training_range(),
             "n_parameters": self.n_parameters,
             "model_checksum": self.checksum(),
-            "weights_file": WEIGHTS_FILE,
-            "weights_sha256": hashlib.sha256(blob).hexdigest(),
         }
-        write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
-        return folder
+        return write_weights_document(
+            directory, self.state_dict(), document, weights_file=WEIGHTS_FILE, document_file=CONFIG_FILE,
+            metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)},
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> "ShowerDiffusion":
