@@ -93,3 +93,33 @@ def write_weights_document(
     full = {**document, "weights_file": weights_file, "weights_sha256": hashlib.sha256(blob).hexdigest()}
     write_text_atomic(folder / document_file, json.dumps(full, indent=2) + "\n")
     return folder
+
+
+def read_weights(path: str | os.PathLike[str], expected_sha256: str | None, document_file: str) -> dict[str, Any]:
+    """The tensors of a safetensors file written by :func:`write_weights_document`, checked against the
+    SHA-256 its document recorded (``None``: a document written before checksums; no check).
+
+    A missing, corrupt or foreign file is a ``DataError`` naming it.
+    """
+    import hashlib
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load as safetensors_load
+
+    from detopt.errors import DataError
+
+    p = Path(path)
+    try:
+        blob = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{p}: file not found") from None
+    except OSError as exc:  # a folder, no permission
+        raise DataError(f"{p}: cannot read weights ({exc.strerror or exc})") from None
+    if expected_sha256 is not None and hashlib.sha256(blob).hexdigest() != expected_sha256:
+        raise DataError(
+            f"{p}: SHA-256 differs from 'weights_sha256' in {document_file}; the file is corrupt or belongs to another save"
+        )
+    try:
+        return safetensors_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{p}: cannot read weights: not a readable safetensors file ({exc})") from None

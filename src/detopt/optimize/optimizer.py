@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, read_weights, write_bytes_atomic, write_text_atomic
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
 from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis
@@ -197,19 +197,10 @@ class DesignOptimizer:
     @classmethod
     def load(cls, directory: str | Path, space: DesignSpace) -> "DesignOptimizer":
         """Read what :meth:`save` wrote; ``space`` supplies the parameters (its values are replaced)."""
-        from safetensors.torch import load as st_load
-
-        from safetensors import SafetensorError
-
         directory = Path(directory)
         meta = read_json_document(directory / META_FILE, FORMAT)
         state_path = directory / STATE_FILE
-        try:
-            tensors = st_load(state_path.read_bytes())
-        except FileNotFoundError:
-            raise DataError(f"{state_path}: file not found") from None
-        except (OSError, ValueError, SafetensorError) as exc:
-            raise DataError(f"{state_path}: not a readable safetensors file ({exc})") from None
+        tensors = read_weights(state_path, None, META_FILE)  # the optimizer state records no checksum
         try:
             obj = cls(space, lr=meta["lr"], lr_discrete=meta["lr_discrete"])
             with torch.no_grad():

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detopt.atomic import read_json_document, write_bytes_atomic, write_text_atomic
+from detopt.atomic import read_json_document, read_weights, write_bytes_atomic, write_text_atomic
 from detopt.errors import ConfigError, DataError, DetoptError
 from detopt.reconstruction.loss import energy_resolution_loss
 from detopt.reconstruction.network import PAPER_MAIN_HIDDEN, PAPER_PREPROCESS_HIDDEN, ReconstructionNet
@@ -515,25 +515,13 @@ class Reconstruction:
     @classmethod
     def load(cls, directory: str | os.PathLike[str], device: str = "cpu") -> "Reconstruction":
         """Read what ``save`` wrote; ``DataError`` names the file and what is wrong with it."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load as st_load
-
         path = Path(directory)
         cfg_path, w_path = path / CONFIG_FILE, path / WEIGHTS_FILE
         for p in (cfg_path, w_path):
             if not p.is_file():
                 raise DataError(f"{p}: missing (a saved reconstruction has {CONFIG_FILE} and {WEIGHTS_FILE})")
         meta = read_json_document(cfg_path, FORMAT)
-        blob = w_path.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-            raise DataError(
-                f"{w_path}: SHA-256 differs from the one recorded in {cfg_path.name}; "
-                "the weights file is corrupt or belongs to another save"
-            )
-        try:
-            state = st_load(blob)
-        except (SafetensorError, ValueError, RuntimeError) as exc:
-            raise DataError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+        state = read_weights(w_path, str(meta.get("weights_sha256")), cfg_path.name)
         hp = meta.get("hyperparameters")
         if not isinstance(hp, dict):
             raise DataError(f"{cfg_path}: 'hyperparameters' missing or not an object")
@@ -572,20 +560,11 @@ def _load_optimizer_state(
     path: Path, sha256: Any, obj: Reconstruction
 ) -> dict[str, dict[str, torch.Tensor]] | None:
     """Adam moments saved beside the weights (``None`` if the save had none)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
     if sha256 is None:
         return None
     if not path.is_file():
         raise DataError(f"{path}: missing, but {CONFIG_FILE} records an optimizer state")
-    blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != sha256:
-        raise DataError(f"{path}: SHA-256 differs from the one recorded in {CONFIG_FILE}; corrupt or from another save")
-    try:
-        flat = st_load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    flat = read_weights(path, str(sha256), CONFIG_FILE)
     state: dict[str, dict[str, torch.Tensor]] = {}
     for name, p in obj.net.named_parameters():
         entry = {}

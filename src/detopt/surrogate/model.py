@@ -7,7 +7,6 @@ SHA-256 of the weights file). Never pickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_weights_document
+from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
 from detopt.surrogate.denoisers import DEFAULT_CHUNK_ROWS, Activation, MLPDenoiser, TimeEmbedding
@@ -308,8 +307,6 @@ class ConditionalDiffusion(nn.Module):
         cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
     ) -> "ConditionalDiffusion":
         """Rebuild a model written by ``save``; every inconsistency raises ``DataError`` naming the file."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load as safetensors_load
 
         folder = Path(directory)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -335,20 +332,7 @@ class ConditionalDiffusion(nn.Module):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise DataError(f"{config_path}: field 'dtype' is not a floating-point torch dtype")
 
-        try:
-            blob = weights_path.read_bytes()
-        except FileNotFoundError:
-            raise DataError(f"{weights_path}: file not found") from None
-        expected_hash = document.get("weights_sha256")
-        if expected_hash is not None and hashlib.sha256(blob).hexdigest() != expected_hash:
-            raise DataError(
-                f"{weights_path}: SHA-256 differs from 'weights_sha256' in {config_path.name}; "
-                "the file is corrupt or belongs to another model"
-            )
-        try:
-            state = safetensors_load(blob)
-        except (SafetensorError, ValueError, RuntimeError) as exc:
-            raise DataError(f"{weights_path}: cannot read safetensors data ({exc})") from None
+        state = read_weights(weights_path, document.get("weights_sha256"), config_path.name)
 
         model.to(dtype)
         expected = model.state_dict()

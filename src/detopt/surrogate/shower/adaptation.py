@@ -19,7 +19,6 @@ the base model (``adapter.safetensors`` + ``adapter.json``) with the base model'
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_weights_document
+from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.surrogate.shower.model import ShowerDiffusion
 from detopt.surrogate.shower.representation import check_maps
@@ -173,7 +172,6 @@ class AdaptedShower:
     @classmethod
     def load(cls, directory: str | os.PathLike[str], base: ShowerDiffusion | None = None) -> "AdaptedShower":
         """Read an adapter onto ``base`` (not needed for scratch); a different base is a ``DataError``."""
-        from safetensors.torch import load as safetensors_load
 
         folder = Path(directory)
         config_path = folder / ADAPTER_CONFIG
@@ -181,13 +179,7 @@ class AdaptedShower:
         method = document.get("method")
         if method not in ADAPT_METHODS:
             raise DataError(f"{config_path}: field 'method' must be one of {ADAPT_METHODS}, got {method!r}")
-        try:
-            blob = (folder / ADAPTER_WEIGHTS).read_bytes()
-        except FileNotFoundError:
-            raise DataError(f"{folder / ADAPTER_WEIGHTS}: file not found") from None
-        if hashlib.sha256(blob).hexdigest() != document.get("weights_sha256"):
-            raise DataError(f"{folder / ADAPTER_WEIGHTS}: SHA-256 differs from 'weights_sha256' in {ADAPTER_CONFIG}")
-        state = safetensors_load(blob)
+        state = read_weights(folder / ADAPTER_WEIGHTS, str(document.get("weights_sha256")), ADAPTER_CONFIG)
         ranges = [state.pop(k) if k in state else None for k in RANGE_KEYS]
         norm = {k.removeprefix(NORM_PREFIX): state.pop(k) for k in list(state) if k.startswith(NORM_PREFIX)}
         code_range = (ranges[0], ranges[1]) if ranges[0] is not None and ranges[1] is not None else None

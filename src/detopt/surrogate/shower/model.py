@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detopt.atomic import read_json_document, write_weights_document
+from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
 from detopt.surrogate.normalization import RESIDUAL_MODES, ConditionalAffine, ResidualMode
@@ -460,8 +460,6 @@ class ShowerDiffusion(nn.Module):
     @classmethod
     def load(cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> "ShowerDiffusion":
         """Rebuild a model written by ``save``; ``DataError`` names the file and field at fault."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load as safetensors_load
 
         folder = Path(directory)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -475,19 +473,7 @@ class ShowerDiffusion(nn.Module):
             raise DataError(f"{config_path}: missing field {exc}") from None
         except (ConfigError, TypeError, AttributeError) as exc:
             raise DataError(f"{config_path}: invalid settings ({exc})") from None
-        try:
-            blob = weights_path.read_bytes()
-        except FileNotFoundError:
-            raise DataError(f"{weights_path}: file not found") from None
-        if hashlib.sha256(blob).hexdigest() != document.get("weights_sha256"):
-            raise DataError(
-                f"{weights_path}: SHA-256 differs from 'weights_sha256' in {CONFIG_FILE}; the file is corrupt "
-                "or belongs to another model"
-            )
-        try:
-            state = safetensors_load(blob)
-        except (SafetensorError, ValueError, RuntimeError) as exc:
-            raise DataError(f"{weights_path}: cannot read safetensors data ({exc})") from None
+        state = read_weights(weights_path, str(document.get("weights_sha256")), CONFIG_FILE)
         model.to(dtype)
         expected = model.state_dict()
         if set(expected) != set(state) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
