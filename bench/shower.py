@@ -22,9 +22,7 @@ import argparse
 import json
 import platform
 import sys
-import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,20 +33,10 @@ from detopt.simulation.shower_dataset import ShowerCondition, generate_shower_da
 from detopt.surrogate import TrainConfig
 from detopt.surrogate.shower import ShowerDiffusion
 
+from _timing import best_time  # bench/_timing.py (the script's folder is on sys.path)
+
 STEPS = (5, 10, 20)
 BATCHES = (1, 100, 10_000)
-
-
-def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def build_model(denoiser: str, grid: VoxelGrid) -> tuple[ShowerDiffusion, np.ndarray]:

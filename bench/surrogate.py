@@ -30,6 +30,8 @@ import torch
 from detopt.atomic import write_text_atomic
 from detopt.surrogate import PerEventLossSurrogate, TrainConfig
 
+from _timing import best_time  # bench/_timing.py (the script's folder is on sys.path)
+
 DESIGN_DIM = 18
 CONTEXT_DIM = 2
 DDIM10_TARGET_S = 1.0  # issue 3: DDIM-10 sampling of 10^5 targets in under 1 s on one core
@@ -47,18 +49,6 @@ def synthetic_events(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor,
     width = (0.05 + 0.01 * thickness.mean(dim=1, keepdim=True)) * (1.0 + pion) * t_true.sqrt()
     t_reco = t_true + width * torch.randn(n, 1, generator=g)
     return design, context, t_true, t_reco
-
-
-def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def run(device: torch.device, quick: bool, repeats: int) -> dict[str, float]:

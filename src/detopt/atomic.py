@@ -123,3 +123,22 @@ def read_weights(path: str | os.PathLike[str], expected_sha256: str | None, docu
         return safetensors_load(blob)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise DataError(f"{p}: cannot read weights: not a readable safetensors file ({exc})") from None
+
+
+def read_parquet(path: str | os.PathLike[str], metadata_key: bytes) -> tuple[Any, bytes | None]:
+    """A Parquet file's table and its schema metadata under ``metadata_key`` (``None`` if absent).
+
+    A missing or unreadable file is a ``DataError`` naming it (pyarrow raises several error types).
+    """
+    import pyarrow.parquet as pq
+
+    from detopt.errors import DataError
+
+    p = Path(path)
+    try:
+        table = pq.read_table(p)
+    except FileNotFoundError:
+        raise DataError(f"{p}: no such file") from None
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{p}: not a readable Parquet file ({exc})") from None
+    return table, (table.schema.metadata or {}).get(metadata_key)

@@ -247,3 +247,13 @@ def test_geant4_simulator_makes_sampling_maps(tmp_path) -> None:
     visible = ds.maps.sum(axis=(1, 2)).mean() / 2.0
     f_samp = ds.column("sampling_fraction")[0]
     assert 0.3 * f_samp < visible < 2.0 * f_samp
+
+
+def test_a_data_set_whose_metadata_is_not_json_is_a_data_error(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "broken.parquet"
+    pq.write_table(pa.table({"energy_gev": [1.0]}).replace_schema_metadata({b"detopt_shower": b"{not json"}), path)
+    with pytest.raises(DataError, match="broken.parquet: the 'detopt_shower' metadata is not valid JSON"):
+        ShowerDataset.from_parquet(path)

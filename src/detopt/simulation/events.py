@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detopt.atomic import atomic_path
+from detopt.atomic import atomic_path, read_parquet
 from detopt.errors import ConfigError, DataError
 from detopt.simulation.particles import PARTICLES, particle_code
 
@@ -184,16 +184,9 @@ class EventBatch:
         """Read a file written by :meth:`to_parquet`; DataError names the file and the column at fault
         (missing, wrong type, NaN or inf; energies must be > 0)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         path = Path(path)
-        try:
-            table = pq.read_table(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-        raw = (table.schema.metadata or {}).get(_META_KEY)
+        table, raw = read_parquet(path, _META_KEY)
         if raw is None:
             raise DataError(f"{path}: no detopt metadata; use EventBatch.from_columns for foreign files")
         meta = _parquet_metadata(raw, path)

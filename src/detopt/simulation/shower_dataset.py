@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detopt.atomic import atomic_path
+from detopt.atomic import atomic_path, read_parquet
 from detopt.detector.calorimeter import Layer, SamplingCalorimeter
 from detopt.detector.materials import SCALE_ENERGY_MEV, Material, get_material
 from detopt.errors import ConfigError, DataError
@@ -626,19 +626,17 @@ class ShowerDataset:
     def from_parquet(cls, path: str | Path) -> ShowerDataset:
         """Read a file written by `to_parquet`; a missing file, column or a wrong shape is a `DataError`."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         path = Path(path)
-        try:
-            table = pq.read_table(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-        raw = (table.schema.metadata or {}).get(_META_KEY)
+        table, raw = read_parquet(path, _META_KEY)
         if raw is None:
             raise DataError(f"{path}: not a detopt shower data set (no '{_META_KEY.decode()}' metadata)")
-        meta = json.loads(raw)
+        try:
+            meta = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise DataError(f"{path}: the '{_META_KEY.decode()}' metadata is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise DataError(f"{path}: the '{_META_KEY.decode()}' metadata must be a JSON object")
         names = tuple(meta.get("condition_names", ()))
         shape = meta.get("map_shape")
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) and s > 0 for s in shape)):
