@@ -50,7 +50,7 @@ def small_config(iterations: int = 2) -> dict[str, Any]:
     config["execution"].update(backend="serial", retries=1, torch_threads=1)
     config["reconstruction"].update(epochs=4)
     config["surrogate"].update(epochs=4, hidden=[32, 32], train_steps=20, ddim_steps=4)
-    config["optimizer"].update(max_steps=20, events=200)
+    config["optimizer"].update(max_steps=20, events=200, global_designs=0)
     return config
 
 

@@ -42,7 +42,7 @@ def tiny_config(run_dir: Path) -> dict[str, Any]:
     config["execution"].update(backend="serial")
     config["reconstruction"].update(epochs=2)
     config["surrogate"].update(epochs=2, hidden=[16, 16], train_steps=10, ddim_steps=2)
-    config["optimizer"].update(max_steps=5, events=50)
+    config["optimizer"].update(max_steps=5, events=50, global_designs=0)
     return config
 
 

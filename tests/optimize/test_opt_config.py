@@ -23,7 +23,7 @@ def _tiny(tmp_path: Path, **changes: object) -> Path:
     config["execution"].update(backend="serial")
     config["reconstruction"].update(epochs=2)
     config["surrogate"].update(epochs=2, hidden=[16, 16], train_steps=10, ddim_steps=2)
-    config["optimizer"].update(max_steps=5, events=50)
+    config["optimizer"].update(max_steps=5, events=50, global_designs=0)
     for key, value in changes.items():
         config[key] = value
     path = tmp_path / "config.yaml"
@@ -35,7 +35,7 @@ def _tiny(tmp_path: Path, **changes: object) -> Path:
 def test_example_configs_validate(name: str, tmp_path: Path) -> None:
     prepared = prepare_run(EXAMPLES / name, run_dir=tmp_path / "run")
     assert prepared.problem.space.encoding_size == 18
-    assert prepared.settings.events_per_design in (300, 400)
+    assert prepared.settings.events_per_design in (100, 400)
 
 
 def test_unknown_key(tmp_path: Path) -> None:

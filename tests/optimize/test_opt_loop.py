@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,10 @@ SMALL = LoopSettings(
 
 def test_resume_gives_the_same_design_as_an_uninterrupted_run(tmp_path: Path) -> None:
     full = run_loop(bowl_problem(), SMALL, tmp_path / "full", 4)
-    run_loop(bowl_problem(), SMALL, tmp_path / "part", 2)
-    # simulate a crash in the middle of iteration 2: a folder without done.json
+    # a crash in the middle of iteration 2: iterations 0-1 complete, a folder without done.json
+    shutil.copytree(tmp_path / "full", tmp_path / "part")
+    for k in (2, 3):
+        shutil.rmtree(iteration_dir(tmp_path / "part", k))
     broken = iteration_dir(tmp_path / "part", 2)
     broken.mkdir(parents=True)
     (broken / "record.json").write_text("{garbage")

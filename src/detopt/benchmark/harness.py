@@ -121,9 +121,10 @@ def suite_spec(
         bench_c = CalorimeterBenchmark(
             Path(config), true_events=calorimeter_true_events if calorimeter_true_events is not None else 6000,
         )
-        # the reduced CPU form: 8 designs x 150 events per SRSO iteration, black-box evaluations of 600 events
-        srso = replace(loop_settings(bench_c.config), designs_per_iteration=8, events_per_design=150,
-                       optimizer_events=600, validation_events=200)
+        # the reduced CPU form: a global phase of 48 designs x 50 events, then 24 designs x 50 events per SRSO
+        # iteration; black-box evaluations of 600 events
+        srso = replace(loop_settings(bench_c.config), designs_per_iteration=24, events_per_design=50,
+                       global_designs=48, optimizer_events=600, validation_events=200)
         spec = SuiteSpec(
             name=suite, problems=[bench_c], methods=chosen_methods,
             seeds=list(range(seeds if seeds is not None else 5)), srso_settings=srso, events_per_evaluation=600,

@@ -136,9 +136,10 @@ class BoxEncoding:
         self.size = len(self.continuous) + sum(len(p.categories) for p in self.discrete)
 
     def start(self) -> np.ndarray:
+        """The start design's values; every category block centred (0.5 each), so that the search can change categories."""
         values = [(p.value - p.bounds[0]) / (p.bounds[1] - p.bounds[0]) for p in self.continuous]
-        onehot = [1.0 if c == p.most_probable else 0.0 for p in self.discrete for c in p.categories]
-        return np.clip(np.array(values + onehot, dtype=float), 0.0, 1.0)
+        centred = [0.5 for p in self.discrete for _ in p.categories]
+        return np.clip(np.array(values + centred, dtype=float), 0.0, 1.0)
 
     def decode(self, vector: np.ndarray) -> Design:
         v = np.clip(np.asarray(vector, dtype=float), 0.0, 1.0)
@@ -178,7 +179,9 @@ class RandomSearch:
 class CMAES:
     """CMA-ES (the ``cma`` package) on :class:`BoxEncoding`: box [0, 1], discrete by one-hot relaxation + argmax.
 
-    Starts at the start design with step size ``sigma0`` (in units of the box); full generations
+    Evaluates the start design first, then searches from its continuous values with every
+    category block centred (so that each draw picks its categories at random until the search
+    learns which are better), step size ``sigma0`` (in units of the box); full generations
     while the budget lasts, then a last partial one (its evaluations still count).
     """
 
@@ -194,7 +197,7 @@ class CMAES:
         encoding = BoxEncoding(bench.space)
         started = time.perf_counter()
         x0 = encoding.start()
-        budget.evaluate(encoding.decode(x0))
+        budget.evaluate(bench.space.current_design())
         options = {"bounds": [0.0, 1.0], "seed": int(seed) + 1, "verbose": -9, "verb_log": 0, "verb_disp": 0}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -259,14 +262,29 @@ class OptunaSampler:
 # ---------------------------------------------------------------------------- SRSO
 @dataclass
 class SRSO:
-    """detopt's SRSO loop with ``settings`` (a :class:`detopt.optimize.loop.LoopSettings`; its seed is replaced)."""
+    """detopt's SRSO loop with ``settings`` (a :class:`detopt.optimize.loop.LoopSettings`; its seed is replaced).
+
+    The global first phase (``settings.global_designs``) is part of the budget; the remaining
+    events are spent in whole iterations. ``raw_units``: ``settings.lr`` is in units of sigma and
+    is converted to the parameters' own unit (median sigma), for the published rule (``aido``).
+    """
 
     settings: Any
     name: str = "detopt"
+    raw_units: bool = False
 
     @property
     def events_per_iteration(self) -> int:
         return int(self.settings.designs_per_iteration * self.settings.events_per_design)
+
+    def iterations_for(self, budget_events: int) -> int:
+        """Iterations that fit the budget: the global phase (if any), then whole local iterations."""
+        first = self.settings.global_designs * self.settings.events_per_design
+        if first:
+            if budget_events < first + self.events_per_iteration:
+                return 0
+            return 1 + (budget_events - first) // self.events_per_iteration
+        return budget_events // self.events_per_iteration
 
     def run(self, bench: BenchmarkProblem, budget_events: int, seed: int, workdir: Path) -> RunTrace:
         import torch
@@ -274,10 +292,13 @@ class SRSO:
         from detopt.optimize.loop import run_loop
 
         trace = RunTrace(self.name, bench.name, seed, budget_events)
-        iterations = budget_events // self.events_per_iteration
+        iterations = self.iterations_for(budget_events)
         if iterations < 1:
             raise ConfigError("budget", f"{budget_events} events is less than one SRSO iteration ({self.events_per_iteration})")
         settings = replace(self.settings, seed=int(seed))
+        if self.raw_units:
+            sigma = float(np.median([p.sigma for p in bench.space.optimizable_continuous]))
+            settings = replace(settings, lr=settings.lr * sigma)
         problem = bench.make_problem()
         run_dir = Path(workdir) / f"{bench.name}-{self.name}-seed{seed}"
         threads = torch.get_num_threads()
@@ -302,15 +323,28 @@ class SRSO:
 
 
 # ---------------------------------------------------------------------------- the line-up
-#: SRSO variants: name -> changes to the suite's LoopSettings (the ablations of issue 7).
+#: The published AIDO algorithm: eq. 5 as written (raw units, fixed sigma), Adam's moments carried over,
+#: no global phase, categories by their logits alone (no sampling floor, no probability trust region, no commit).
+AIDO_RULE: dict[str, Any] = {
+    "covariance": "aido", "adam": "carry", "global_designs": 0, "sampling_floor": 0.0,
+    "max_probability_change": None, "commit_iterations": 0,
+}
+
+#: SRSO variants: name -> changes to the suite's LoopSettings (ablations of the default).
 SRSO_VARIANTS: dict[str, dict[str, Any]] = {
     "detopt": {},
     "detopt-ddpm": {"surrogate_sampler": "ddpm"},
     "detopt-cold": {"surrogate_warm_start": False},
     "detopt-reuse": {"reuse_iterations": 3},
+    "detopt-carry": {"adam": "carry"},
+    "detopt-local": {"global_designs": 0},
+    "detopt-fixed-width": {"width": "fixed"},
+    "detopt-no-commit": {"commit_iterations": 0},
 }
-BLACK_BOX = ("cma-es", "tpe", "gp", "random")
+BLACK_BOX = ("aido", "cma-es", "tpe", "gp", "random")
 METHODS = (*SRSO_VARIANTS, *BLACK_BOX)
+#: The peers detopt is compared with in the headline ratio (every method that is not a detopt variant).
+PEERS = BLACK_BOX
 
 
 def make_optimizers(names: list[str] | tuple[str, ...], srso_settings: Any, events_per_evaluation: int) -> list[BenchmarkOptimizer]:
@@ -318,7 +352,18 @@ def make_optimizers(names: list[str] | tuple[str, ...], srso_settings: Any, even
     out: list[BenchmarkOptimizer] = []
     for name in names:
         if name in SRSO_VARIANTS:
-            out.append(SRSO(replace(srso_settings, **SRSO_VARIANTS[name]), name=name))
+            changes = dict(SRSO_VARIANTS[name])
+            if changes.get("width") == "fixed":
+                from detopt.optimize.width import WidthRule
+
+                w = srso_settings.width.initial
+                changes["width"] = WidthRule(initial=w, minimum=w, maximum=w)
+            if "global_designs" in changes and srso_settings.global_designs:
+                # the same budget: the global phase's events become local iterations
+                changes["global_designs"] = 0
+            out.append(SRSO(replace(srso_settings, **changes), name=name))
+        elif name == "aido":
+            out.append(SRSO(replace(srso_settings, **AIDO_RULE), name=name, raw_units=True))
         elif name == "cma-es":
             out.append(CMAES(events_per_evaluation))
         elif name in ("tpe", "gp"):

@@ -25,7 +25,7 @@ def benchmark(
     ] = None,
     methods: Annotated[
         str | None,
-        typer.Option("--methods", help="Comma-separated: detopt, detopt-ddpm, detopt-cold, detopt-reuse, cma-es, tpe, gp, random."),
+        typer.Option("--methods", help="Comma-separated: detopt, its variants (detopt-ddpm, detopt-cold, detopt-reuse, detopt-carry, detopt-local, detopt-fixed-width, detopt-no-commit), aido (the published rule), cma-es, tpe, gp, random."),
     ] = None,
     problems: Annotated[str | None, typer.Option("--problems", help="Comma-separated analytic problems (default: all).")] = None,
     config: Annotated[

@@ -280,6 +280,7 @@ class DesignSpace(BaseModel):
         include_current: bool = True,
         *,
         max_rounds: int = DEFAULT_MAX_REDRAW_ROUNDS,
+        sampling_floor: float = 0.0,
     ) -> list[Design]:
         """Draw ``n`` designs around the current one (AIDO section 4.1).
 
@@ -288,7 +289,9 @@ class DesignSpace(BaseModel):
         declaration order; default diag(sigma^2)); a draw with any value outside
         the bounds is redrawn. Optimizable discrete parameters are drawn from
         their probabilities. Fixed parameters keep their value (discrete: the
-        most probable category). With ``include_current`` the first design is
+        most probable category). ``sampling_floor`` > 0 draws categories from P mixed with the
+        uniform distribution so that each has at least that probability
+        (:func:`detopt.optimize.discrete.floored_probabilities`). With ``include_current`` the first design is
         :meth:`current_design` and ``n - 1`` are drawn.
 
         Raises ConfigError for n < 1, a bad covariance, or draws that stay out of
@@ -319,7 +322,12 @@ class DesignSpace(BaseModel):
         }
         for p in self.discrete:
             if p.optimizable and n_draw > 0:
-                picks = rng.choice(len(p.categories), size=n_draw, p=np.asarray(p.probabilities))
+                probabilities = np.asarray(p.probabilities)
+                if sampling_floor > 0:
+                    from detopt.optimize.discrete import floored_probabilities
+
+                    probabilities = floored_probabilities(probabilities, sampling_floor)
+                picks = rng.choice(len(p.categories), size=n_draw, p=probabilities / probabilities.sum())
                 columns[p.name] = [p.categories[i] for i in picks]
 
         current = self.current_design()

@@ -86,14 +86,60 @@ class PenaltySettings(_Strict):
     cost: CostPenaltySettings | None = CostPenaltySettings()
 
 
+class WidthSettings(_Strict):
+    """The adaptive sampling width, in units of each parameter's sigma (detopt.optimize.width)."""
+
+    initial: float = Field(1.0, gt=0, allow_inf_nan=False)
+    minimum: float = Field(0.125, gt=0, allow_inf_nan=False)
+    maximum: float = Field(4.0, gt=0, allow_inf_nan=False)
+    success_tolerance: int = Field(1, ge=1)
+    failure_tolerance: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WidthSettings":
+        if not self.minimum <= self.initial <= self.maximum:
+            raise ValueError(
+                f"needs minimum <= initial <= maximum, got {self.minimum}, {self.initial}, {self.maximum}"
+            )
+        return self
+
+
+class DiscreteSettings(_Strict):
+    """How the categories (materials) are chosen (detopt.optimize.discrete)."""
+
+    #: trust region of the probabilities: no probability moves by more than this in one iteration (None: no limit)
+    max_change: float | None = Field(0.2, gt=0, le=1)
+    #: every category is drawn with at least this probability while it is still optimized
+    sampling_floor: float = Field(0.05, ge=0, lt=0.5)
+    #: last iterations with every category fixed to the most probable one (the design that would be built)
+    commit_iterations: int = Field(2, ge=0)
+
+
 class OptimizerSettings(_Strict):
-    lr: float = Field(0.01, gt=0)  # AIDO 6.2: lr_O
-    lr_discrete: float | None = Field(None, gt=0)
+    #: step size of Adam: in units of each parameter's sigma (covariance: adaptive) or of its own unit (aido)
+    lr: float = Field(0.1, gt=0, allow_inf_nan=False)  # AIDO 6.2: lr_O = 0.01 in raw units
+    lr_discrete: float | None = Field(None, gt=0, allow_inf_nan=False)
     max_steps: int = Field(500, ge=1)
     trust_region_b: float = Field(0.8, gt=0)  # AIDO eq. 4
     boundary_weight: float = Field(1.0, ge=0)
     events: int = Field(1000, ge=1)
     reuse_iterations: int = Field(0, ge=0)
+    #: "adaptive": normalized coordinates, eq. 5 in units of an adaptive width; "aido": the published rule
+    #: (eq. 5 in the parameters' own units, fixed sigma)
+    covariance: Literal["adaptive", "aido"] = "adaptive"
+    #: "fresh": new Adam moments every iteration (each has a new surrogate); "carry": as in the paper
+    adam: Literal["fresh", "carry"] = "fresh"
+    #: designs spread over the whole box (Latin hypercube) in the first iteration; 0: start locally
+    global_designs: int = Field(0, ge=0)
+    width: WidthSettings = WidthSettings()
+    discrete: DiscreteSettings = DiscreteSettings()
+
+    @field_validator("global_designs")
+    @classmethod
+    def _not_one(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (no global phase) or >= 2 designs, got 1")
+        return value
 
 
 class ReconstructionSettings(_Strict):
@@ -117,6 +163,12 @@ class SurrogateSettings(_Strict):
     prediction: Literal["v", "epsilon"] = "v"
     residual: Literal["mean_scale", "mean", "none"] = "mean_scale"
 
+    @model_validator(mode="after")
+    def _steps(self) -> "SurrogateSettings":
+        if self.ddim_steps > self.train_steps:
+            raise ConfigError("surrogate.ddim_steps", f"must be <= surrogate.train_steps = {self.train_steps}, got {self.ddim_steps}")
+        return self
+
 
 class RunConfig(_Strict):
     """The whole run; ``base_dir`` (not a YAML key) resolves relative file paths."""
@@ -132,6 +184,16 @@ class RunConfig(_Strict):
     optimizer: OptimizerSettings = OptimizerSettings()
     reconstruction: ReconstructionSettings = ReconstructionSettings()
     surrogate: SurrogateSettings = SurrogateSettings()
+
+    @model_validator(mode="after")
+    def _related(self) -> "RunConfig":
+        if self.execution.min_designs > self.simulation.designs_per_iteration:
+            raise ConfigError(
+                "execution.min_designs",
+                f"must be <= simulation.designs_per_iteration = {self.simulation.designs_per_iteration}, "
+                f"got {self.execution.min_designs}",
+            )
+        return self
 
     # ------------------------------------------------------------------ resolved pieces
     def design_space(self, base_dir: Path | None = None) -> DesignSpace:

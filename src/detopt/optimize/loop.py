@@ -1,26 +1,32 @@
-"""The SRSO loop (AIDO sections 3-5): simulate, reconstruct, train the surrogate, optimize; with resume.
+"""The SRSO loop (AIDO sections 3-5): sample and simulate, reconstruct, train the surrogate, optimize, update the width.
 
-One iteration, centred on the current design theta_c with sampling covariance K:
+One iteration, centred on the current design theta_c with sampling covariance K, in five stages
+(one function each):
 
-1. draw N designs from N(theta_c, K) (the first is theta_c itself), AIDO section 4.1;
-2. simulate each with its own seed on the executor (failed designs are dropped with a warning);
-3. train the reconstruction on all events together (warm start) and reconstruct the targets;
-4. train the conditional-diffusion surrogate of T_reco given (design, context, T_true) (warm start);
-5. minimize L_opt = L' + penalties + boundary penalty (eq. 2, 3) with Adam until the trust-region
-   test (eq. 4) fails; the new design is the centre of the next iteration;
-6. update K (eq. 5) and write everything to ``<run>/iterations/NNNN/``; ``done.json`` last.
+1. :func:`sample_and_simulate`: draw N designs around theta_c (AIDO 4.1; the first is theta_c
+   itself, the second the previous centre when the width adapts), or spread over the whole box
+   in the global first phase; simulate each with its own seed on the executor (failed designs
+   are dropped and logged in ``faults.jsonl``);
+2. :func:`reconstruct`: train the reconstruction on all events (warm start) and measure every
+   design's objective (mean per-event loss plus penalties) on its fresh events;
+3. :func:`train_surrogate`: the conditional-diffusion surrogate of T_reco given (design, context, T_true);
+4. :func:`optimize_design`: minimize L_opt = L' + penalties + boundary penalty (eq. 2, 3) with Adam
+   in normalized coordinates until the trust-region test (eq. 4) fails; after the global phase the
+   new centre is the best design simulated;
+5. :func:`next_sampling`: the covariance of the next iteration, eq. 5 in units of the adaptive
+   width (success and failure counters, :mod:`detopt.optimize.width`), or as published
+   (``covariance="aido"``: raw units, fixed sigma).
 
-Every random draw derives from ``(seed, iteration)`` through ``numpy.random.SeedSequence``,
-and each iteration starts from what the previous one wrote to disk, so a run resumed
-after iteration k gives the same designs as an uninterrupted one.
+In the last ``commit_iterations`` iterations every discrete parameter is fixed to its most
+probable category and only the continuous values move, so that the design returned is the one
+that would be built. Every random draw derives from ``(seed, iteration)`` through
+``numpy.random.SeedSequence``, and each iteration starts from what the previous one wrote to
+disk, so a run resumed after iteration k gives the same designs as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import math
-import os
 import shutil
 import time
 import warnings
@@ -32,14 +38,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from detopt.atomic import write_text_atomic
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
 from detopt.execution import Executor, SerialExecutor
-from detopt.optimize.optimizer import DesignOptimizer
+from detopt.optimize.discrete import committed, moved_towards
+from detopt.optimize.global_phase import space_filling_designs
+from detopt.optimize.optimizer import DesignOptimizer, OptimizationResult, OptimizationStatus
 from detopt.optimize.penalties import boundary_penalty_for, weighted_sum
 from detopt.optimize.problem import Events, Problem
-from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis, updated_covariance
+from detopt.optimize.run_directory import (
+    DONE_FILE,
+    FAULTS_FILE,
+    ITERATIONS_DIR,
+    RECORD_FORMAT,
+    WRITE_ERRNOS,
+    RunDirectory,
+)
+from detopt.optimize.trust_region import TRUST_REGION_B, covariance_in_width_units, mahalanobis, updated_covariance
+from detopt.optimize.width import WidthRule, WidthState, updated_width
 
 __all__ = [
     "IterationRecord",
@@ -51,15 +67,11 @@ __all__ = [
     "run_loop",
 ]
 
-ITERATIONS_DIR = "iterations"
-DONE_FILE = "done.json"
-FAULTS_FILE = "faults.jsonl"
-#: errno values that mean "the run directory cannot be written" (full disk, quota, permissions, read-only)
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.ENOTDIR})
-RECORD_FORMAT = "detopt.iteration/1"
+__all__ += ["DONE_FILE", "FAULTS_FILE", "ITERATIONS_DIR", "RECORD_FORMAT", "WRITE_ERRNOS"]
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
+Design = dict[str, float | str]
 
 
 @dataclass(frozen=True)
@@ -70,13 +82,21 @@ class LoopSettings:
     min_designs: int = 2  # designs that must simulate successfully for an iteration to go on (execution.min_designs)
     events_per_design: int = 400  # AIDO 6.2
     seed: int = 0
-    lr: float = 0.01  # AIDO 6.2, lr_O
+    lr: float = 0.01  # AIDO 6.2, lr_O (in units of sigma with covariance "adaptive", of the parameter with "aido")
     lr_discrete: float | None = None
     max_steps: int = 500
     trust_region_b: float = TRUST_REGION_B  # AIDO eq. 4
     boundary_weight: float = 1.0  # AIDO eq. 2 (L_boundaries enters with weight 1)
     optimizer_events: int = 1000  # events on which L' is evaluated during the optimization
     reuse_iterations: int = 0  # earlier iterations whose events inside the trust region train the surrogate
+    # "adaptive": normalized coordinates, eq. 5 in width units, adaptive width; "aido": eq. 5 in raw units, fixed sigma
+    covariance: str = "adaptive"
+    adam: str = "fresh"  # "fresh": new Adam moments every iteration; "carry": moments live on (the paper)
+    width: WidthRule = field(default_factory=WidthRule)
+    global_designs: int = 0  # designs of the global first phase (iteration 0), 0: none
+    max_probability_change: float | None = 0.2  # trust region of the category probabilities per iteration
+    sampling_floor: float = 0.05  # every category is drawn with at least this probability
+    commit_iterations: int = 2  # last iterations with the categories fixed to the most probable
     surrogate_hidden: tuple[int, ...] = (200, 100)  # AIDO Table 1
     surrogate_train_steps: int = 100
     surrogate_ddim_steps: int = 10
@@ -103,6 +123,35 @@ class LoopSettings:
                 f"must be a whole number from 2 to simulation.designs_per_iteration = {self.designs_per_iteration}, "
                 f"got {m!r}",
             )
+        if self.covariance not in ("adaptive", "aido"):
+            raise ConfigError("optimizer.covariance", f"must be 'adaptive' or 'aido', got {self.covariance!r}")
+        if self.adam not in ("fresh", "carry"):
+            raise ConfigError("optimizer.adam", f"must be 'fresh' or 'carry', got {self.adam!r}")
+        g = self.global_designs
+        if isinstance(g, bool) or not isinstance(g, int) or g < 0 or g == 1:
+            raise ConfigError("optimizer.global_designs", f"must be 0 (no global phase) or a whole number >= 2, got {g!r}")
+        if self.commit_iterations < 0:
+            raise ConfigError("optimizer.discrete.commit_iterations", f"must be >= 0, got {self.commit_iterations}")
+        if not 0 <= self.sampling_floor < 0.5:
+            raise ConfigError("optimizer.discrete.sampling_floor", f"must be in [0, 0.5), got {self.sampling_floor}")
+        if self.surrogate_ddim_steps > self.surrogate_train_steps:
+            raise ConfigError(
+                "surrogate.ddim_steps",
+                f"must be <= surrogate.train_steps = {self.surrogate_train_steps}, got {self.surrogate_ddim_steps}",
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.covariance == "adaptive"
+
+    def phase(self, iteration: int, iterations: int) -> str:
+        """``global`` (the space-filling first iteration), ``commit`` (categories fixed) or ``local``."""
+        if iteration == 0 and self.global_designs:
+            return "global"
+        first_commit = max(iterations - self.commit_iterations, 2 if self.global_designs else 1)
+        if self.commit_iterations and iteration >= first_commit:
+            return "commit"
+        return "local"
 
 
 @dataclass
@@ -135,6 +184,12 @@ class IterationRecord:
     format: str = RECORD_FORMAT
     n_retries: int = 0  # simulation attempts that failed and were retried (each also in faults.jsonl)
     dropped: list[dict[str, Any]] = field(default_factory=list)  # designs that failed every attempt
+    phase: str = "local"  # "global", "local" or "commit"
+    width: float = 1.0  # sampling width of this iteration, in units of each parameter's sigma
+    next_width: float = 1.0
+    design_objectives: list[float] = field(default_factory=list)  # mean per-event loss + penalties of every design
+    improved: bool | None = None  # did the last step lower the fresh objective (design 0 against design 1)?
+    origin_design: int = 0  # the design this iteration's step started from (the one with the lowest fresh objective)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,51 +221,19 @@ def _int_seed(seed: int, iteration: int, purpose: int, *more: int) -> int:
 _SAMPLING, _SIMULATION, _RECONSTRUCTION, _SURROGATE, _OPTIMIZER, _VALIDATION = range(6)
 
 
-# ---------------------------------------------------------------------------- run directory
+# ---------------------------------------------------------------------------- run directory (compatibility names)
 def iteration_dir(run_dir: Path, iteration: int) -> Path:
-    return Path(run_dir) / ITERATIONS_DIR / f"{iteration:04d}"
+    return RunDirectory(Path(run_dir)).iteration(iteration)
 
 
 def completed_iterations(run_dir: str | Path) -> int:
     """Number of consecutive complete iterations (those with ``done.json``) from 0."""
-    k = 0
-    while (iteration_dir(Path(run_dir), k) / DONE_FILE).is_file():
-        k += 1
-    return k
+    return RunDirectory(Path(run_dir)).completed()
 
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
     """The ``record.json`` of every complete iteration, in order."""
-    from detopt.atomic import read_json_document
-
-    from pydantic import TypeAdapter, ValidationError
-
-    run_dir = Path(run_dir)
-    schema = TypeAdapter(IterationRecord)
-    records = []
-    for i in range(completed_iterations(run_dir)):
-        path = iteration_dir(run_dir, i) / "record.json"
-        record = read_json_document(path, RECORD_FORMAT)  # DataError naming the file if missing or corrupt
-        try:
-            schema.validate_python(record, strict=False)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "record"
-            raise DataError(f"{path}: field {where!r}: {first['msg']}") from None
-        records.append(record)
-    return records
-
-
-def _json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_to_jsonable) + "\n")
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
+    return RunDirectory(Path(run_dir)).records()
 
 
 def _write_events(path: Path, events: Events, encoding: np.ndarray, design_id: np.ndarray, names: tuple[str, ...]) -> None:
@@ -268,6 +291,350 @@ def _train_config(settings: LoopSettings, seed: int) -> Any:
     )
 
 
+# ---------------------------------------------------------------------------- state between iterations
+@dataclass
+class LoopState:
+    """Where an iteration starts: the centre, the sampling covariance and width, and the step that led here."""
+
+    space: DesignSpace
+    covariance: np.ndarray
+    width: WidthState
+    previous_phase: str | None = None  # phase of the previous iteration (None at the start)
+    previous_status: str | None = None  # how the previous optimization stopped
+    previous_origin: DesignSpace | None = None  # where the last step started: simulated again to judge the step
+
+
+def _sigma(space: DesignSpace) -> np.ndarray:
+    return np.array([p.sigma for p in space.optimizable_continuous], dtype=np.float64)
+
+
+def _centre(space: DesignSpace) -> np.ndarray:
+    return np.array([p.value for p in space.optimizable_continuous], dtype=np.float64)
+
+
+def _width_ceiling(space: DesignSpace) -> float:
+    """The widest sampling a box allows: w sigma <= half the range of every parameter."""
+    ranges = [(p.bounds[1] - p.bounds[0]) / (2.0 * p.sigma) for p in space.optimizable_continuous]
+    return min(ranges) if ranges else 1.0
+
+
+def load_state(problem: Problem, settings: LoopSettings, run: RunDirectory, iteration: int) -> LoopState:
+    """The state at the start of ``iteration``: the problem's start, or what iteration - 1 wrote."""
+    if iteration == 0:
+        space = problem.space
+        width = WidthState(settings.width.initial if settings.adaptive else 1.0)
+        return LoopState(space, space.covariance() * width.width**2, width)
+    previous = run.iteration(iteration - 1)
+    space = DesignSpace.load(previous / "design_next.json")
+    saved = run.read_json(previous / "covariance_next.json", "covariance")
+    width = run.read_json(previous / "covariance_next.json", "width")
+    phase, status = run.read_json(previous / "record.json", "phase"), run.read_json(previous / "record.json", "status")
+    state = LoopState(space, np.asarray(saved, dtype=np.float64), WidthState(**width), phase, status)
+    if settings.adaptive and phase != "global":
+        state.previous_origin = DesignSpace.load(previous / "step_origin.json")
+    return state
+
+
+# ---------------------------------------------------------------------------- 1. sample and simulate
+@dataclass
+class Simulated:
+    """The designs of one iteration and the events of those that simulated."""
+
+    designs: list[Design]
+    encodings: np.ndarray  # one row per design (one-hot categories)
+    events: Events
+    design_id: np.ndarray  # per event: its design's index
+    n_failed: int
+    n_retries: int
+    dropped: list[dict[str, Any]]
+    seconds: float
+
+    @property
+    def design_rows(self) -> np.ndarray:
+        return self.encodings[self.design_id]
+
+
+def sample_designs(settings: LoopSettings, state: LoopState, phase: str, iteration: int) -> list[Design]:
+    """Designs of this iteration: the centre first, then draws around it (or over the box in the global phase)."""
+    rng = np.random.default_rng(_seed_sequence(settings.seed, iteration, _SAMPLING))
+    if phase == "global":
+        return space_filling_designs(state.space, settings.global_designs, rng)
+    designs = state.space.sample(
+        settings.designs_per_iteration, rng, state.covariance, include_current=True,
+        sampling_floor=settings.sampling_floor if phase == "local" else 0.0,
+    )
+    if state.previous_origin is not None and len(designs) > 2:
+        designs[1] = state.previous_origin.current_design()
+    return designs
+
+
+def sample_and_simulate(
+    problem: Problem, settings: LoopSettings, state: LoopState, phase: str, iteration: int,
+    executor: Executor, run: RunDirectory, progress: Progress | None,
+) -> Simulated:
+    """Stage 1: draw the designs and simulate them (each with its own seed); failures are logged and dropped."""
+    designs = sample_designs(settings, state, phase, iteration)
+    tasks = [
+        SimulationTask(problem.simulate, dict(d), settings.events_per_design, _int_seed(settings.seed, iteration, _SIMULATION, j))
+        for j, d in enumerate(designs)
+    ]
+    t0 = time.perf_counter()
+    outcomes = executor.map(
+        _simulate_task, tasks, None if progress is None else (lambda done, total: progress("simulate", done, total))
+    )
+    seconds = time.perf_counter() - t0
+    kept = [o for o in outcomes if o.ok]
+    n_retries, dropped = _record_faults(run, iteration, outcomes)
+    for o in outcomes:
+        if not o.ok:
+            message = f"iteration {iteration}: design {o.index} failed after {o.attempts} attempt(s) and is dropped: {o.error}"
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+    if len(kept) < settings.min_designs:
+        complete = f"iterations 0-{iteration - 1} are complete" if iteration else "no iteration is complete"
+        raise DataError(
+            f"iteration {iteration}: only {len(kept)} of {len(designs)} designs simulated successfully, fewer than "
+            f"execution.min_designs = {settings.min_designs}; the run stops ({complete}; the failures are in "
+            f"{run.path / FAULTS_FILE}). Fix the simulation and rerun the same command to resume."
+        )
+    encodings = state.space.encode(designs)
+    events = Events.concatenate([o.value for o in kept])  # type: ignore[misc]
+    design_id = np.concatenate([np.full(len(o.value), o.index) for o in kept])  # type: ignore[arg-type]
+    return Simulated(designs, encodings, events, design_id, len(outcomes) - len(kept), n_retries, dropped, seconds)
+
+
+def _record_faults(run: RunDirectory, iteration: int, outcomes: list[Any]) -> tuple[int, list[dict[str, Any]]]:
+    """Append every failed attempt of this iteration to ``faults.jsonl``; returns (retries, dropped designs).
+
+    The log is append-only and spans resumed runs: an iteration redone after a crash logs its faults again.
+    """
+    lines, retries, dropped = [], 0, []
+    now = time.time()
+    for o in outcomes:
+        errors = list(o.errors) or ([o.error] if o.error else [])
+        for attempt, error in enumerate(errors, start=1):
+            final = not o.ok and attempt == len(errors)
+            lines.append({"iteration": iteration, "design": o.index, "attempt": attempt,
+                          "action": "dropped" if final else "retried", "error": error, "time": now})
+            retries += 0 if final else 1
+        if not o.ok:
+            dropped.append({"design": o.index, "attempts": o.attempts, "error": o.error})
+    run.append_faults(lines)
+    return retries, dropped
+
+
+# ---------------------------------------------------------------------------- 2. reconstruct
+@dataclass
+class Reconstructed:
+    target: np.ndarray  # reconstructed targets, one row per event
+    design_losses: list[float]  # mean per-event loss of every design (NaN: not simulated)
+    design_objectives: list[float]  # design loss + penalties at the design (one-hot categories)
+    fit: dict[str, Any]
+    seconds: float
+
+
+def reconstruct(problem: Problem, settings: LoopSettings, run: RunDirectory, iteration: int, sim: Simulated) -> Reconstructed:
+    """Stage 2: train the reconstruction (warm start), reconstruct every event, judge every design on its fresh events."""
+    t0 = time.perf_counter()
+    reconstruction = problem.reconstruction
+    if iteration > 0:
+        reconstruction.load(run.iteration(iteration - 1) / "reconstruction")
+    rows = sim.design_rows
+    fit = reconstruction.fit(rows, sim.events, _int_seed(settings.seed, iteration, _RECONSTRUCTION), warm=iteration > 0)
+    target = np.asarray(reconstruction.predict(rows, sim.events), dtype=np.float64)
+    reconstruction.save(run.iteration(iteration) / "reconstruction")
+    n = len(sim.events)
+    per_event = problem.loss_fn(torch.as_tensor(target), torch.as_tensor(sim.events.target)).reshape(n, -1).mean(1)
+    per_event_np = per_event.detach().numpy()
+    losses, objectives = [], []
+    for j in range(len(sim.designs)):
+        mine = sim.design_id == j
+        loss = float(per_event_np[mine].mean()) if np.any(mine) else math.nan
+        with torch.no_grad():
+            penalty = float(weighted_sum(problem.penalties, torch.as_tensor(sim.encodings[j], dtype=torch.float64)))
+        losses.append(loss)
+        objectives.append(loss + penalty)
+    return Reconstructed(target, losses, objectives, fit, time.perf_counter() - t0)
+
+
+def _reused_events(
+    settings: LoopSettings, run: RunDirectory, iteration: int, state: LoopState, problem: Problem,
+    sim: Simulated, reco: Reconstructed,
+) -> tuple[np.ndarray, Events, np.ndarray, int]:
+    """This iteration's training data plus earlier events inside the current trust region (``reuse_iterations``)."""
+    rows, events, target = sim.design_rows, sim.events, reco.target
+    if settings.reuse_iterations <= 0 or iteration == 0:
+        return rows, events, target, 0
+    space, names = state.space, state.space.encoding_names
+    centre = _centre(space)
+    cont = [names.index(p.name) for p in space.optimizable_continuous]
+    extra_d, extra_e, extra_r, n_reused = [], [], [], 0
+    for past in range(max(0, iteration - settings.reuse_iterations), iteration):
+        old_events, old_enc, _ = _read_events(run.iteration(past) / "events.parquet", names)
+        inside = np.array([mahalanobis(row[cont] - centre, state.covariance) < settings.trust_region_b for row in old_enc])
+        if inside.any():
+            sel = old_events.select(inside)
+            extra_d.append(old_enc[inside])
+            extra_e.append(sel)
+            extra_r.append(np.asarray(problem.reconstruction.predict(old_enc[inside], sel), dtype=np.float64))
+            n_reused += int(inside.sum())
+    if not extra_d:
+        return rows, events, target, 0
+    return (np.concatenate([rows, *extra_d]), Events.concatenate([events, *extra_e]),
+            np.concatenate([target, *extra_r]), n_reused)
+
+
+# ---------------------------------------------------------------------------- 3. surrogate
+def train_surrogate(
+    problem: Problem, settings: LoopSettings, run: RunDirectory, iteration: int,
+    rows: np.ndarray, events: Events, target: np.ndarray,
+) -> tuple[Any, dict[str, Any], float]:
+    """Stage 3: the conditional-diffusion surrogate of T_reco given (design, context, T_true); warm start if asked."""
+    t0 = time.perf_counter()
+    design_dim, context_dim, n_targets = rows.shape[1], events.context.shape[1], events.target.shape[1]
+    if iteration > 0 and settings.surrogate_warm_start:
+        from detopt.surrogate.loss_surrogate import PerEventLossSurrogate
+
+        surrogate = PerEventLossSurrogate.load(run.iteration(iteration - 1) / "surrogate", loss_fn=problem.loss_fn)
+        init_from = surrogate
+    else:
+        surrogate = _new_surrogate(settings, design_dim, context_dim, n_targets, problem.loss_fn)
+        init_from = None
+    fit = surrogate.fit(
+        torch.as_tensor(rows, dtype=torch.float32),
+        torch.as_tensor(events.context, dtype=torch.float32),
+        torch.as_tensor(events.target, dtype=torch.float32),
+        torch.as_tensor(target, dtype=torch.float32),
+        _train_config(settings, _int_seed(settings.seed, iteration, _SURROGATE)),
+        init_from=init_from,
+    )
+    surrogate.save(run.iteration(iteration) / "surrogate")
+    return surrogate, {k: v for k, v in fit.to_dict().items() if k not in ("train_loss", "val_loss")}, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------- 4. optimize
+@dataclass
+class Optimized:
+    result: OptimizationResult
+    space: DesignSpace  # the new centre
+    optimizer: DesignOptimizer
+    l_start: float
+    l_end: float
+    seconds: float
+
+
+def _design_optimizer(settings: LoopSettings, run: RunDirectory, iteration: int, state: LoopState, space: DesignSpace) -> DesignOptimizer:
+    """A fresh Adam (default) or the previous iteration's (``adam="carry"``), in units of the sampling width or raw units."""
+    scale = _sigma(space) * state.width.width if settings.adaptive else None
+    previous = run.iteration(iteration - 1) / "optimizer"
+    n_discrete = sum(1 for p in space.discrete if p.optimizable)
+    if settings.adam == "carry" and state.previous_phase not in (None, "global"):
+        optimizer = DesignOptimizer.load(previous, space)
+        if len(optimizer.logits) == n_discrete:
+            optimizer.set_space(space)
+            return optimizer
+    return DesignOptimizer(
+        space, settings.lr, settings.lr_discrete, scale=scale, max_probability_change=settings.max_probability_change
+    )
+
+
+def step_origin(state: LoopState, phase: str, sim: Simulated, reco: Reconstructed) -> tuple[DesignSpace, int]:
+    """Where this iteration's step starts, and which design that is: the design with the lowest fresh objective.
+
+    Usually the centre (design 0); when the last step made things worse, where that step started
+    (design 1); when another design drawn in this iteration did better than both, that design
+    (its categories become more probable: P -> (P + onehot) / 2).
+    """
+    if phase == "global":
+        return state.space, 0
+    objectives = np.where(np.isfinite(reco.design_objectives), reco.design_objectives, np.inf)
+    best = int(np.argmin(objectives))
+    if best == 0 or not np.isfinite(objectives[best]):
+        return state.space, 0
+    if best == 1 and state.previous_origin is not None:
+        return (committed(state.previous_origin) if phase == "commit" else state.previous_origin), 1
+    return moved_towards(state.space, sim.designs[best]), best
+
+
+def optimize_design(
+    problem: Problem, settings: LoopSettings, run: RunDirectory, iteration: int, state: LoopState, phase: str,
+    origin: DesignSpace, surrogate: Any, sim: Simulated, reco: Reconstructed,
+) -> Optimized:
+    """Stage 4: Adam on L_opt (eq. 2) from ``origin`` inside the trust region (eq. 4); after the global phase, the best design simulated."""
+    t0 = time.perf_counter()
+    space = origin
+    events = sim.events
+    n_targets = events.target.shape[1]
+    opt_rng = np.random.default_rng(_seed_sequence(settings.seed, iteration, _OPTIMIZER))
+    m = min(settings.optimizer_events, len(events))
+    pick = np.sort(opt_rng.choice(len(events), size=m, replace=False))
+    context = torch.as_tensor(events.context[pick], dtype=torch.float64)
+    truth = torch.as_tensor(events.target[pick], dtype=torch.float64)
+    noise = torch.as_tensor(opt_rng.standard_normal((m, n_targets)), dtype=torch.float32)
+    boundary = boundary_penalty_for(space)
+    chain_seed = int(opt_rng.integers(2**31))
+
+    def surrogate_loss(theta: torch.Tensor) -> torch.Tensor:
+        if settings.surrogate_sampler == "ddpm":
+            chain = torch.Generator().manual_seed(chain_seed)
+            return surrogate(theta, context, truth, noise=noise, generator=chain, method="ddpm")
+        return surrogate(theta, context, truth, noise=noise, n_steps=settings.surrogate_ddim_steps)
+
+    def objective(theta: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        l_prime = surrogate_loss(theta)
+        penalties = weighted_sum(problem.penalties, theta)
+        bound = settings.boundary_weight * boundary(theta)
+        return l_prime + penalties + bound, {
+            "surrogate": float(l_prime.detach()), "penalties": float(penalties.detach()), "boundary": float(bound.detach())
+        }
+
+    optimizer = _design_optimizer(settings, run, iteration, state, space)
+    with torch.no_grad():
+        l_start = float(surrogate_loss(optimizer.encoding().detach()))
+    if phase == "global":
+        objectives = np.where(np.isfinite(reco.design_objectives), reco.design_objectives, np.inf)
+        best = int(np.argmin(objectives))
+        new_space = moved_towards(space, sim.designs[best])
+        result = OptimizationResult(OptimizationStatus.BEST_OF_GLOBAL_PHASE, 0)
+    else:
+        result = optimizer.run(objective, state.covariance, settings.trust_region_b, settings.max_steps)
+        new_space = optimizer.updated_space()
+    optimizer.set_space(new_space)
+    with torch.no_grad():
+        l_end = float(surrogate_loss(optimizer.encoding().detach()))
+    return Optimized(result, new_space, optimizer, l_start, l_end, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- 5. next sampling region
+def step_improved(state: LoopState, reco: Reconstructed) -> bool | None:
+    """Did the last step lower the fresh objective? Design 0 (this centre) against design 1 (where the step started)."""
+    if state.previous_origin is None or len(reco.design_objectives) < 2:
+        return None
+    now, before = reco.design_objectives[0], reco.design_objectives[1]
+    if not (math.isfinite(now) and math.isfinite(before)):
+        return None
+    return now < before
+
+
+def next_sampling(
+    settings: LoopSettings, state: LoopState, phase: str, origin: DesignSpace, new_space: DesignSpace, improved: bool | None
+) -> tuple[np.ndarray, WidthState]:
+    """Stage 5: the next covariance (eq. 5, d = new centre - step origin) and width; ``aido``: eq. 5 in raw units, fixed sigma."""
+    sigma = _sigma(state.space)
+    theta_new, theta_c = _centre(new_space), _centre(origin)
+    if not settings.adaptive:
+        return updated_covariance(sigma, theta_new, theta_c), state.width
+    if phase == "global":
+        width = WidthState(settings.width.initial)
+        return np.diag((width.width * sigma) ** 2), width
+    width = state.width
+    if phase == "commit":  # converge: the final steps refine the design that will be built
+        width = WidthState(max(width.width * settings.width.shrink, settings.width.minimum))
+    elif improved is not None:
+        hit = state.previous_status == OptimizationStatus.LEFT_TRUST_REGION.value
+        width = updated_width(width, improved, hit, settings.width, _width_ceiling(state.space))
+    return covariance_in_width_units(sigma, width.width, theta_new, theta_c), width
+
+
 # ---------------------------------------------------------------------------- the loop
 def run_loop(
     problem: Problem,
@@ -290,264 +657,80 @@ def run_loop(
     :class:`ConfigError` on ``run_dir``; every iteration completed before stays intact
     (files are written atomically and ``done.json`` last), so rerunning resumes.
     """
-    run_dir = Path(run_dir)
+    run = RunDirectory(Path(run_dir))
     log = log or (lambda _msg: None)
     executor = executor if executor is not None else SerialExecutor()
-    start = completed_iterations(run_dir)
+    start = run.completed()
     if start >= iterations:
-        return load_records(run_dir)
+        return run.records()
     with executor:
         for iteration in range(start, iterations):
-            folder = iteration_dir(run_dir, iteration)
+            folder = run.iteration(iteration)
             try:
                 if folder.exists():
                     shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
-                record = _run_iteration(problem, settings, run_dir, iteration, executor, progress)
+                record = _run_iteration(problem, settings, run, iteration, iterations, executor, progress)
             except OSError as exc:
                 if exc.errno not in WRITE_ERRNOS:
                     raise
-                raise _write_failure(exc, run_dir, iteration) from None
+                raise run.write_failure(exc, iteration) from None
             log(_summary(record))
-    return load_records(run_dir)
-
-
-def _write_failure(exc: OSError, run_dir: Path, iteration: int) -> ConfigError:
-    """The one-line error of a run directory that cannot be written; it says what is intact and how to resume."""
-    where = exc.filename or run_dir
-    complete = completed_iterations(run_dir)
-    kept = f"iterations 0-{complete - 1} are complete and intact" if complete else "no iteration was complete yet"
-    return ConfigError(
-        "run_dir",
-        f"cannot write {where} ({exc.strerror or exc}) during iteration {iteration}; {kept}; "
-        "free space or fix the permissions, then rerun the same command to resume",
-    )
-
-
-def _record_faults(run_dir: Path, iteration: int, outcomes: list[Any]) -> tuple[int, list[dict[str, Any]]]:
-    """Append every failed attempt of this iteration to ``faults.jsonl``; returns (retries, dropped designs).
-
-    The log is append-only (one ``write`` per line, so a crash cuts at most the last line) and
-    spans resumed runs: an iteration redone after a crash logs its faults again.
-    """
-    lines, retries, dropped = [], 0, []
-    now = time.time()
-    for o in outcomes:
-        errors = list(o.errors) or ([o.error] if o.error else [])
-        for attempt, error in enumerate(errors, start=1):
-            final = not o.ok and attempt == len(errors)
-            lines.append({"iteration": iteration, "design": o.index, "attempt": attempt,
-                          "action": "dropped" if final else "retried", "error": error, "time": now})
-            retries += 0 if final else 1
-        if not o.ok:
-            dropped.append({"design": o.index, "attempts": o.attempts, "error": o.error})
-    if lines:
-        fd = os.open(run_dir / FAULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
-        finally:
-            os.close(fd)
-    return retries, dropped
+    return run.records()
 
 
 def _summary(record: IterationRecord) -> str:
     monitors = "  ".join(f"{k} {v:.4g}" for k, v in record.next_monitors.items())
     return (
         f"iter {record.iteration:4d}  L {record.reconstruction_loss:.4f}  L' {record.surrogate_loss_start:.4f}"
-        f"->{record.surrogate_loss_end:.4f}  steps {record.steps:4d} ({record.status})  {monitors}"
-        f"  {record.timings['iteration_s']:.1f}s"
+        f"->{record.surrogate_loss_end:.4f}  steps {record.steps:4d} ({record.status})  width {record.width:.3g}"
+        f"  {monitors}  {record.timings['iteration_s']:.1f}s"
     )
-
-
-def _state_at(problem: Problem, settings: LoopSettings, run_dir: Path, iteration: int) -> tuple[DesignSpace, np.ndarray, DesignOptimizer]:
-    """Centre design, sampling covariance and design optimizer at the start of ``iteration``."""
-    if iteration == 0:
-        space = problem.space
-        return space, space.covariance(), DesignOptimizer(space, settings.lr, settings.lr_discrete)
-    previous = iteration_dir(run_dir, iteration - 1)
-    space = DesignSpace.load(previous / "design_next.json")
-    covariance = np.asarray(json.loads((previous / "covariance_next.json").read_text())["covariance"], dtype=np.float64)
-    optimizer = DesignOptimizer.load(previous / "optimizer", space)
-    return space, covariance, optimizer
 
 
 def _run_iteration(
     problem: Problem,
     settings: LoopSettings,
-    run_dir: Path,
+    run: RunDirectory,
     iteration: int,
+    iterations: int,
     executor: Executor,
     progress: Progress | None,
 ) -> IterationRecord:
     t_start = time.perf_counter()
-    seed = settings.seed
-    folder = iteration_dir(run_dir, iteration)
+    folder = run.iteration(iteration)
     folder.mkdir(parents=True, exist_ok=True)
-    space, covariance, optimizer = _state_at(problem, settings, run_dir, iteration)
+    state = load_state(problem, settings, run, iteration)
+    phase = settings.phase(iteration, iterations)
+    if phase == "commit" and any(p.optimizable for p in state.space.discrete):
+        state.space = committed(state.space)
+    space = state.space
     space.save(folder / "design.json")
-    _json(folder / "covariance.json", {"names": [p.name for p in space.optimizable_continuous], "covariance": covariance})
-    names = space.encoding_names
+    run.write_json(folder / "covariance.json", {
+        "names": [p.name for p in space.optimizable_continuous], "covariance": state.covariance, **state.width.to_dict()
+    })
 
-    # 1-2. sample and simulate -------------------------------------------------------------
-    rng = np.random.default_rng(_seed_sequence(seed, iteration, _SAMPLING))
-    designs = space.sample(settings.designs_per_iteration, rng, covariance, include_current=True)
-    tasks = [
-        SimulationTask(problem.simulate, dict(d), settings.events_per_design, _int_seed(seed, iteration, _SIMULATION, j))
-        for j, d in enumerate(designs)
-    ]
-    t0 = time.perf_counter()
-    outcomes = executor.map(
-        _simulate_task, tasks, None if progress is None else (lambda done, total: progress("simulate", done, total))
-    )
-    simulation_s = time.perf_counter() - t0
-    kept = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
-    n_retries, dropped = _record_faults(run_dir, iteration, outcomes)
-    for o in failed:
-        message = f"iteration {iteration}: design {o.index} failed after {o.attempts} attempt(s) and is dropped: {o.error}"
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    if len(kept) < settings.min_designs:
-        complete = f"iterations 0-{iteration - 1} are complete" if iteration else "no iteration is complete"
-        raise DataError(
-            f"iteration {iteration}: only {len(kept)} of {len(designs)} designs simulated successfully, fewer than "
-            f"execution.min_designs = {settings.min_designs}; the run stops ({complete}; the failures are in "
-            f"{run_dir / FAULTS_FILE}). Fix the simulation and rerun the same command to resume."
-        )
-    encodings = space.encode(designs)
-    events = Events.concatenate([o.value for o in kept])  # type: ignore[misc]
-    design_id = np.concatenate([np.full(len(o.value), o.index) for o in kept])  # type: ignore[arg-type]
-    design_rows = encodings[design_id]
-    _write_events(folder / "events.parquet", events, design_rows, design_id, names)
+    sim = sample_and_simulate(problem, settings, state, phase, iteration, executor, run, progress)
+    _write_events(folder / "events.parquet", sim.events, sim.design_rows, sim.design_id, space.encoding_names)
+    reco = reconstruct(problem, settings, run, iteration, sim)
+    rows, events, target, n_reused = _reused_events(settings, run, iteration, state, problem, sim, reco)
+    surrogate, surrogate_fit, surrogate_s = train_surrogate(problem, settings, run, iteration, rows, events, target)
+    improved = step_improved(state, reco)
+    origin, origin_design = step_origin(state, phase, sim, reco)
+    opt = optimize_design(problem, settings, run, iteration, state, phase, origin, surrogate, sim, reco)
+    covariance, width = next_sampling(settings, state, phase, origin, opt.space, improved)
+    _write_validation(settings, folder, iteration, surrogate, sim, reco)
 
-    # 3. reconstruction --------------------------------------------------------------------
-    t0 = time.perf_counter()
-    reconstruction = problem.reconstruction
-    if iteration > 0:
-        reconstruction.load(iteration_dir(run_dir, iteration - 1) / "reconstruction")
-    reco_fit = reconstruction.fit(design_rows, events, _int_seed(seed, iteration, _RECONSTRUCTION), warm=iteration > 0)
-    reco_target = np.asarray(reconstruction.predict(design_rows, events), dtype=np.float64)
-    reconstruction.save(folder / "reconstruction")
-    per_event = problem.loss_fn(torch.as_tensor(reco_target), torch.as_tensor(events.target)).reshape(len(events), -1).mean(1)
-    per_event_np = per_event.detach().numpy()
-    design_losses = [
-        float(per_event_np[design_id == j].mean()) if np.any(design_id == j) else math.nan for j in range(len(designs))
-    ]
-    reconstruction_s = time.perf_counter() - t0
-
-    # 3b. optional reuse of earlier events inside the current trust region --------------------
-    train_design, train_events, train_reco = design_rows, events, reco_target
-    n_reused = 0
-    if settings.reuse_iterations > 0 and iteration > 0:
-        center = np.array([p.value for p in space.optimizable_continuous])
-        cont = [space.encoding_names.index(p.name) for p in space.optimizable_continuous]
-        extra_d, extra_e, extra_r = [], [], []
-        for past in range(max(0, iteration - settings.reuse_iterations), iteration):
-            old_events, old_enc, _ = _read_events(iteration_dir(run_dir, past) / "events.parquet", names)
-            inside = np.array(
-                [mahalanobis(row[cont] - center, covariance) < settings.trust_region_b for row in old_enc]
-            )
-            if inside.any():
-                sel = old_events.select(inside)
-                extra_d.append(old_enc[inside])
-                extra_e.append(sel)
-                extra_r.append(np.asarray(reconstruction.predict(old_enc[inside], sel), dtype=np.float64))
-                n_reused += int(inside.sum())
-        if extra_d:
-            train_design = np.concatenate([design_rows, *extra_d])
-            train_events = Events.concatenate([events, *extra_e])
-            train_reco = np.concatenate([reco_target, *extra_r])
-
-    # 4. surrogate -------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    design_dim, context_dim, n_targets = len(names), events.context.shape[1], events.target.shape[1]
-    if iteration > 0 and settings.surrogate_warm_start:
-        from detopt.surrogate.loss_surrogate import PerEventLossSurrogate
-
-        surrogate = PerEventLossSurrogate.load(iteration_dir(run_dir, iteration - 1) / "surrogate", loss_fn=problem.loss_fn)
-        init_from = surrogate
-    else:
-        surrogate = _new_surrogate(settings, design_dim, context_dim, n_targets, problem.loss_fn)
-        init_from = None
-    surrogate_fit = surrogate.fit(
-        torch.as_tensor(train_design, dtype=torch.float32),
-        torch.as_tensor(train_events.context, dtype=torch.float32),
-        torch.as_tensor(train_events.target, dtype=torch.float32),
-        torch.as_tensor(train_reco, dtype=torch.float32),
-        _train_config(settings, _int_seed(seed, iteration, _SURROGATE)),
-        init_from=init_from,
-    )
-    surrogate.save(folder / "surrogate")
-    surrogate_s = time.perf_counter() - t0
-
-    # 5. optimize --------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    opt_rng = np.random.default_rng(_seed_sequence(seed, iteration, _OPTIMIZER))
-    m = min(settings.optimizer_events, len(events))
-    pick = np.sort(opt_rng.choice(len(events), size=m, replace=False))
-    context = torch.as_tensor(events.context[pick], dtype=torch.float64)
-    truth = torch.as_tensor(events.target[pick], dtype=torch.float64)
-    noise = torch.as_tensor(opt_rng.standard_normal((m, n_targets)), dtype=torch.float32)
-    boundary = boundary_penalty_for(space)
-
-    chain_seed = int(opt_rng.integers(2**31))
-
-    def surrogate_loss(theta: torch.Tensor) -> torch.Tensor:
-        if settings.surrogate_sampler == "ddpm":
-            chain = torch.Generator().manual_seed(chain_seed)
-            return surrogate(theta, context, truth, noise=noise, generator=chain, method="ddpm")
-        return surrogate(theta, context, truth, noise=noise, n_steps=settings.surrogate_ddim_steps)
-
-    def objective(theta: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        l_prime = surrogate_loss(theta)
-        penalties = weighted_sum(problem.penalties, theta)
-        bound = settings.boundary_weight * boundary(theta)
-        return l_prime + penalties + bound, {
-            "surrogate": float(l_prime.detach()), "penalties": float(penalties.detach()), "boundary": float(bound.detach())
-        }
-
-    theta_center = optimizer.encoding().detach()
-    with torch.no_grad():
-        l_start = float(surrogate_loss(theta_center))
-    result = optimizer.run(objective, covariance, settings.trust_region_b, settings.max_steps)
-    new_space = optimizer.updated_space()
-    optimizer.set_space(new_space)
-    theta_new = optimizer.encoding().detach()
-    with torch.no_grad():
-        l_end = float(surrogate_loss(theta_new))
-    optimize_s = time.perf_counter() - t0
-
-    sigma = np.array([p.sigma for p in space.optimizable_continuous])
-    new_covariance = updated_covariance(
-        sigma,
-        np.array([p.value for p in new_space.optimizable_continuous]),
-        np.array([p.value for p in space.optimizable_continuous]),
-    )
-
-    # validation of the surrogate on the current design's events (AIDO figure 4) --------------
-    current = design_id == 0
-    if current.any():
-        idx = np.flatnonzero(current)[: settings.validation_events]
-        gen = torch.Generator().manual_seed(_int_seed(seed, iteration, _VALIDATION))
-        with torch.no_grad():
-            e_prime = surrogate.sample_targets(
-                torch.as_tensor(design_rows[idx], dtype=torch.float32),
-                torch.as_tensor(events.context[idx], dtype=torch.float32),
-                torch.as_tensor(events.target[idx], dtype=torch.float32),
-                generator=gen, n_steps=settings.surrogate_ddim_steps,
-            ).numpy()
-        _json(
-            folder / "validation.json",
-            {"target": events.target[idx, 0], "reconstructed": reco_target[idx, 0], "surrogate": e_prime[:, 0],
-             "context": events.context[idx]},
-        )
-
-    # 6. record ----------------------------------------------------------------------------
     optimizer_dir = folder / "optimizer"
     optimizer_dir.mkdir(exist_ok=True)
-    optimizer.save(optimizer_dir)
-    new_space.save(folder / "design_next.json")
-    _json(folder / "covariance_next.json", {"names": [p.name for p in space.optimizable_continuous], "covariance": new_covariance})
+    opt.optimizer.save(optimizer_dir)
+    opt.space.save(folder / "design_next.json")
+    origin.save(folder / "step_origin.json")
+    run.write_json(folder / "covariance_next.json", {
+        "names": [p.name for p in space.optimizable_continuous], "covariance": covariance, "width": width.to_dict()
+    })
 
-    def monitor_values(theta: torch.Tensor) -> dict[str, float]:
+    def monitor_values(s: DesignSpace) -> dict[str, float]:
+        theta = torch.as_tensor(s.current_encoding(), dtype=torch.float64)
         with torch.no_grad():
             return {name: float(mon.function(theta)) for name, mon in problem.monitors.items()}
 
@@ -556,36 +739,64 @@ def _run_iteration(
         design=space.current_design(),
         values={p.name: p.value for p in space.continuous},
         probabilities={p.name: list(p.probabilities) for p in space.discrete},
-        next_values={p.name: p.value for p in new_space.continuous},
-        next_probabilities={p.name: list(p.probabilities) for p in new_space.discrete},
-        reconstruction_loss=design_losses[0],
-        surrogate_loss_start=l_start,
-        surrogate_loss_end=l_end,
-        design_losses=design_losses,
-        n_designs=len(designs),
-        n_failed=len(failed),
-        n_events=len(events),
+        next_values={p.name: p.value for p in opt.space.continuous},
+        next_probabilities={p.name: list(p.probabilities) for p in opt.space.discrete},
+        reconstruction_loss=reco.design_losses[0],
+        surrogate_loss_start=opt.l_start,
+        surrogate_loss_end=opt.l_end,
+        design_losses=reco.design_losses,
+        n_designs=len(sim.designs),
+        n_failed=sim.n_failed,
+        n_events=len(sim.events),
         n_reused_events=n_reused,
-        steps=result.steps,
-        status=result.status.value,
-        mahalanobis=result.mahalanobis,
-        objective=result.objective,
-        monitors=monitor_values(theta_center),
-        next_monitors=monitor_values(theta_new),
-        reconstruction_fit=reco_fit,
-        surrogate_fit={k: v for k, v in surrogate_fit.to_dict().items() if k not in ("train_loss", "val_loss")},
+        steps=opt.result.steps,
+        status=opt.result.status.value,
+        mahalanobis=opt.result.mahalanobis,
+        objective=opt.result.objective,
+        monitors=monitor_values(space),
+        next_monitors=monitor_values(opt.space),
+        reconstruction_fit=reco.fit,
+        surrogate_fit=surrogate_fit,
         timings={
-            "simulation_s": simulation_s,
-            "reconstruction_train_s": reconstruction_s,
+            "simulation_s": sim.seconds,
+            "reconstruction_train_s": reco.seconds,
             "surrogate_train_s": surrogate_s,
-            "optimize_s": optimize_s,
+            "optimize_s": opt.seconds,
             "iteration_s": time.perf_counter() - t_start,
         },
+        n_retries=sim.n_retries,
+        dropped=sim.dropped,
+        phase=phase,
+        width=state.width.width,
+        next_width=width.width,
+        design_objectives=reco.design_objectives,
+        improved=improved,
+        origin_design=origin_design,
     )
-    record.n_retries, record.dropped = n_retries, dropped
-    _json(folder / "record.json", record.to_dict())
-    _json(folder / DONE_FILE, {"iteration": iteration, "format": RECORD_FORMAT})
+    run.write_json(folder / "record.json", record.to_dict())
+    run.write_json(folder / DONE_FILE, {"iteration": iteration, "format": RECORD_FORMAT})
     return record
+
+
+def _write_validation(settings: LoopSettings, folder: Path, iteration: int, surrogate: Any, sim: Simulated, reco: Reconstructed) -> None:
+    """The surrogate against the reconstruction on the centre's events (AIDO figure 4): ``validation.json``."""
+    current = sim.design_id == 0
+    if not current.any():
+        return
+    idx = np.flatnonzero(current)[: settings.validation_events]
+    rows, events = sim.design_rows, sim.events
+    gen = torch.Generator().manual_seed(_int_seed(settings.seed, iteration, _VALIDATION))
+    with torch.no_grad():
+        e_prime = surrogate.sample_targets(
+            torch.as_tensor(rows[idx], dtype=torch.float32),
+            torch.as_tensor(events.context[idx], dtype=torch.float32),
+            torch.as_tensor(events.target[idx], dtype=torch.float32),
+            generator=gen, n_steps=settings.surrogate_ddim_steps,
+        ).numpy()
+    RunDirectory.write_json(folder / "validation.json", {
+        "target": events.target[idx, 0], "reconstructed": reco.target[idx, 0], "surrogate": e_prime[:, 0],
+        "context": events.context[idx],
+    })
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -599,4 +810,3 @@ def check_run_dir(run_dir: str | Path) -> Path:
     except OSError as exc:
         raise ConfigError("run_dir", f"cannot write to {path}: {exc.strerror or exc}") from None
     return path
-

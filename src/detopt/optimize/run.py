@@ -24,6 +24,7 @@ from detopt.optimize.penalties import (
     length_penalty_for,
     total_length_for,
 )
+from detopt.optimize.width import WidthRule
 from detopt.optimize.problem import CalorimeterSimulation, Monitor, NetworkReconstruction, Problem
 
 __all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run", "training_device"]
@@ -115,6 +116,16 @@ def loop_settings(config: RunConfig) -> LoopSettings:
         boundary_weight=o.boundary_weight,
         optimizer_events=o.events,
         reuse_iterations=o.reuse_iterations,
+        covariance=o.covariance,
+        adam=o.adam,
+        width=WidthRule(
+            initial=o.width.initial, minimum=o.width.minimum, maximum=o.width.maximum,
+            success_tolerance=o.width.success_tolerance, failure_tolerance=o.width.failure_tolerance,
+        ),
+        global_designs=o.global_designs,
+        max_probability_change=o.discrete.max_change,
+        sampling_floor=o.discrete.sampling_floor,
+        commit_iterations=o.discrete.commit_iterations,
         surrogate_hidden=tuple(s.hidden),
         surrogate_train_steps=s.train_steps,
         surrogate_ddim_steps=s.ddim_steps,
@@ -153,6 +164,14 @@ def prepare_run(
     if overrides:
         config = validate_config({**config.model_dump(mode="json"), **overrides})
     problem = build_problem(config, base)
+    floor = config.optimizer.discrete.sampling_floor
+    for parameter in problem.space.discrete:
+        if parameter.optimizable and floor * len(parameter.categories) >= 1:
+            raise ConfigError(
+                "optimizer.discrete.sampling_floor",
+                f"must be below 1/{len(parameter.categories)} = {1 / len(parameter.categories):.4g} for "
+                f"{parameter.name} ({len(parameter.categories)} categories), got {floor}",
+            )
     settings = loop_settings(config)
     resolved = config.resolved(base)
     target = run_dir if run_dir is not None else config.run_dir

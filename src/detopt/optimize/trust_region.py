@@ -15,6 +15,7 @@ __all__ = [
     "STRETCH_FACTOR",
     "STRETCH_SCALE",
     "TRUST_REGION_B",
+    "covariance_in_width_units",
     "mahalanobis",
     "stretch_scale",
     "trust_region_ok",
@@ -78,3 +79,18 @@ def updated_covariance(sigma: np.ndarray, theta_new: np.ndarray, theta_center: n
         k = (vectors * np.maximum(values, floor)) @ vectors.T
         k = 0.5 * (k + k.T)
     return k
+
+
+def covariance_in_width_units(sigma: np.ndarray, width: float, theta_new: np.ndarray, theta_center: np.ndarray) -> np.ndarray:
+    """AIDO eq. 5 applied in units of the sampling width w sigma: K = D K_n D, D = diag(w sigma), K_n = eq. 5 of d / (w sigma).
+
+    In these units every parameter has variance 1 before the stretch, so the rule no longer
+    depends on the parameters' units (in raw units a step shorter than 0.25 shrinks the variance
+    along it to sigma^2 - 0.2, an absorbing trap for sigma < 0.5).
+    """
+    scale = float(width) * np.asarray(sigma, dtype=np.float64)
+    if scale.ndim != 1 or np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+        raise ConfigError("width", f"width x sigma must be finite and > 0, got {scale!r}")
+    d = (np.asarray(theta_new, dtype=np.float64) - np.asarray(theta_center, dtype=np.float64)) / scale
+    k = updated_covariance(np.ones_like(scale), d, np.zeros_like(d))
+    return k * np.outer(scale, scale)

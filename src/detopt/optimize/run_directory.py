@@ -1,0 +1,122 @@
+"""The run directory as one object: iteration folders, records, faults, events and atomic JSON files.
+
+Layout: ``RUN/iterations/NNNN/`` per iteration (complete once ``done.json`` is written, last),
+``RUN/faults.jsonl`` (append-only), and the files of :mod:`detopt.optimize.run`
+(``config.yaml``, ``run.json``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detopt.atomic import write_text_atomic
+from detopt.errors import ConfigError, DataError
+
+__all__ = [
+    "DONE_FILE",
+    "FAULTS_FILE",
+    "ITERATIONS_DIR",
+    "RECORD_FORMAT",
+    "WRITE_ERRNOS",
+    "RunDirectory",
+    "to_jsonable",
+]
+
+ITERATIONS_DIR = "iterations"
+DONE_FILE = "done.json"
+FAULTS_FILE = "faults.jsonl"
+RECORD_FORMAT = "detopt.iteration/1"
+#: errno values that mean "the run directory cannot be written" (full disk, quota, permissions, read-only)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.ENOTDIR})
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy arrays and scalars as plain JSON values (``json.dumps(default=...)``)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """One run's folder; every write is atomic (temporary file, then rename)."""
+
+    path: Path
+
+    def iteration(self, k: int) -> Path:
+        return Path(self.path) / ITERATIONS_DIR / f"{k:04d}"
+
+    def completed(self) -> int:
+        """Number of consecutive complete iterations (those with ``done.json``) from 0."""
+        k = 0
+        while (self.iteration(k) / DONE_FILE).is_file():
+            k += 1
+        return k
+
+    def records(self) -> list[dict[str, Any]]:
+        """The ``record.json`` of every complete iteration, in order, each checked against its schema."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from detopt.atomic import read_json_document
+        from detopt.optimize.loop import IterationRecord
+
+        schema = TypeAdapter(IterationRecord)
+        out = []
+        for i in range(self.completed()):
+            path = self.iteration(i) / "record.json"
+            record = read_json_document(path, RECORD_FORMAT)  # DataError naming the file if missing or corrupt
+            try:
+                schema.validate_python(record, strict=False)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "record"
+                raise DataError(f"{path}: field {where!r}: {first['msg']}") from None
+            out.append(record)
+        return out
+
+    def read_json(self, path: Path, key: str) -> Any:
+        """``key`` of the JSON object in ``path``; a DataError naming the file if it is missing or damaged."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return data[key]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{path}: cannot be read ({type(exc).__name__}: {exc}); iterations 0-{self.completed() - 2} are intact: "
+                "delete the damaged iteration folder and rerun to redo it"
+            ) from None
+
+    @staticmethod
+    def write_json(path: Path, data: Any) -> None:
+        write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=to_jsonable) + "\n")
+
+    def append_faults(self, lines: list[dict[str, Any]]) -> None:
+        """Append fault lines to ``faults.jsonl`` (one ``write``, so a crash cuts at most the last line)."""
+        if not lines:
+            return
+        fd = os.open(Path(self.path) / FAULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def write_failure(self, exc: OSError, iteration: int) -> ConfigError:
+        """The one-line error of a run directory that cannot be written; it says what is intact and how to resume."""
+        where = exc.filename or self.path
+        complete = self.completed()
+        kept = f"iterations 0-{complete - 1} are complete and intact" if complete else "no iteration was complete yet"
+        return ConfigError(
+            "run_dir",
+            f"cannot write {where} ({exc.strerror or exc}) during iteration {iteration}; {kept}; "
+            "free space or fix the permissions, then rerun the same command to resume",
+        )
