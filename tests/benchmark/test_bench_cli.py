@@ -15,10 +15,10 @@ runner = CliRunner()
 def test_benchmark_ci_writes_json_markdown_and_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     result = runner.invoke(app, ["benchmark", "ci", "--out", str(out), "--seeds", "1", "--methods", "random,cma-es",
-                                 "--budget", "800"])
+                                 "--budget", "1200"])
     assert result.exit_code == 0, result.output
     document = json.loads((out / "optbench_ci.json").read_text())
-    assert [r["events_spent"] for r in document["runs"]] == [800, 800]
+    assert [r["events_spent"] for r in document["runs"]] == [1200, 1200]
     table = (out / "optbench_ci.md").read_text()
     assert "| bowl2 | random |" in table and "| bowl2 | cma-es |" in table
     assert (out / "optbench_ci.png").stat().st_size > 10_000

@@ -46,7 +46,7 @@ def test_tiny_calorimeter_every_method_spends_the_budget(tmp_path: Path) -> None
 
     bench = CalorimeterBenchmark(REPO / "examples" / "quick.yaml", true_events=400, reconstruction_epochs=3)
     settings = suite_spec("analytic").srso_settings
-    settings = replace(settings, designs_per_iteration=3, events_per_design=100, max_steps=3, optimizer_events=150,
+    settings = replace(settings, designs_per_iteration=3, events_per_design=100, global_designs=0, max_steps=3, optimizer_events=150,
                        surrogate_epochs=2, surrogate_hidden=(16, 16), surrogate_train_steps=10, validation_events=50)
     spec = SuiteSpec("calorimeter-ci", [bench], ["detopt", "cma-es", "tpe", "gp", "random"], [0], settings,
                      events_per_evaluation=300, budget_events=600, checkpoints=1)
@@ -71,8 +71,10 @@ def test_recommendation_and_events_to_target() -> None:
 
 
 def test_budget_must_fit_whole_iterations_and_evaluations() -> None:
-    with pytest.raises(ConfigError, match="multiple of the SRSO iteration"):
+    with pytest.raises(ConfigError, match="global phase .800 events. plus a whole number"):
         suite_spec("ci", budget_events=1_000)
+    with pytest.raises(ConfigError, match="budget"):
+        suite_spec("ci", budget_events=800)  # the global phase alone
     with pytest.raises(ConfigError, match="unknown suite"):
         suite_spec("nope")
     with pytest.raises(ConfigError, match="methods"):

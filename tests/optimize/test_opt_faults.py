@@ -49,7 +49,7 @@ def test_one_simulation_in_five_failing_is_retried_dropped_and_recorded(tmp_path
     problem = bowl_problem()
     faulty = FaultySimulation(problem.simulate, str(tmp_path / "state"), failure_rate=0.2, fault_seed=1)
     problem.simulate = faulty
-    settings = replace(SETTINGS, designs_per_iteration=10)
+    settings = replace(SETTINGS, designs_per_iteration=10, common_random_numbers=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records = run_loop(problem, settings, tmp_path / "run", 2, SerialExecutor(retries=1))

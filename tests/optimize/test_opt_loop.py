@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_failed_design_is_dropped_with_a_warning(tmp_path: Path, flaky_index: in
 
     problem.simulate = flaky
     with pytest.warns(RuntimeWarning, match="dropped"):
-        records = run_loop(problem, SMALL, tmp_path / "run", 1)
+        records = run_loop(problem, replace(SMALL, common_random_numbers=False), tmp_path / "run", 1)
     assert records[0]["n_failed"] >= 1
     assert records[0]["n_events"] == (4 - records[0]["n_failed"]) * 100
 

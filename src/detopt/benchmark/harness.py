@@ -69,7 +69,7 @@ def _loop_settings(**changes: Any) -> Any:
 
 #: SRSO settings of the analytic suites (small networks: the problems are small).
 ANALYTIC_SRSO = dict(
-    designs_per_iteration=8, events_per_design=100, lr=0.05, max_steps=50, optimizer_events=400,
+    designs_per_iteration=8, events_per_design=100, lr=0.1, max_steps=50, global_designs=16, optimizer_events=400,
     surrogate_epochs=10, surrogate_hidden=(64, 64), surrogate_train_steps=50, validation_events=200,
 )
 
@@ -100,7 +100,7 @@ def suite_spec(
         bench = [analytic_problem(n) for n in names]
         srso = _loop_settings(**ANALYTIC_SRSO)
         if suite == "ci":
-            srso = replace(srso, designs_per_iteration=4, events_per_design=100, max_steps=20, surrogate_epochs=5,
+            srso = replace(srso, designs_per_iteration=4, events_per_design=100, max_steps=20, surrogate_epochs=5, global_designs=8,
                            surrogate_hidden=(32, 32), surrogate_train_steps=20, optimizer_events=200)
         per_iteration = srso.designs_per_iteration * srso.events_per_design
         spec = SuiteSpec(
@@ -141,10 +141,13 @@ def suite_spec(
         spec.srso_settings = replace(spec.srso_settings, **changes)
         spec.extra["srso_overrides"] = changes
     per_iteration = spec.srso_settings.designs_per_iteration * spec.srso_settings.events_per_design
-    if spec.budget_events % per_iteration or spec.budget_events % spec.events_per_evaluation:
+    first = spec.srso_settings.global_designs * spec.srso_settings.events_per_design
+    if (spec.budget_events - first) % per_iteration or spec.budget_events < first + per_iteration \
+            or spec.budget_events % spec.events_per_evaluation:
         raise ConfigError(
             "budget",
-            f"must be a multiple of the SRSO iteration ({per_iteration} events) and of a black-box evaluation "
+            f"must be the SRSO global phase ({first} events) plus a whole number (>= 1) of SRSO iterations "
+            f"({per_iteration} events each), and a multiple of a black-box evaluation "
             f"({spec.events_per_evaluation} events), got {spec.budget_events}",
         )
     if spec.checkpoints < 1:

@@ -37,6 +37,9 @@ class SimulationSettings(_Strict):
     energy_range_gev: tuple[float, float] = (1.0, 20.0)
     events_per_design: int = Field(400, ge=1)
     designs_per_iteration: int = Field(20, ge=2)
+    #: simulate every design of an iteration with the same seed (the same beam particles): design-to-design
+    #: differences are then far less noisy (common random numbers)
+    common_random_numbers: bool = True
 
     @field_validator("energy_range_gev")
     @classmethod
@@ -131,6 +134,9 @@ class OptimizerSettings(_Strict):
     adam: Literal["fresh", "carry"] = "fresh"
     #: designs spread over the whole box (Latin hypercube) in the first iteration; 0: start locally
     global_designs: int = Field(0, ge=0)
+    #: the step of an iteration starts from the design with the lowest fresh objective ("observed") or the
+    #: lowest surrogate prediction ("surrogate")
+    origin: Literal["observed", "surrogate"] = "observed"
     width: WidthSettings = WidthSettings()
     discrete: DiscreteSettings = DiscreteSettings()
 

@@ -97,6 +97,8 @@ class LoopSettings:
     max_probability_change: float | None = 0.2  # trust region of the category probabilities per iteration
     sampling_floor: float = 0.05  # every category is drawn with at least this probability
     commit_iterations: int = 2  # last iterations with the categories fixed to the most probable
+    common_random_numbers: bool = True  # every design of an iteration simulated with the same seed
+    origin: str = "observed"  # the step starts from the best design by its fresh objective ("observed") or by the surrogate's
     surrogate_hidden: tuple[int, ...] = (200, 100)  # AIDO Table 1
     surrogate_train_steps: int = 100
     surrogate_ddim_steps: int = 10
@@ -123,6 +125,8 @@ class LoopSettings:
                 f"must be a whole number from 2 to simulation.designs_per_iteration = {self.designs_per_iteration}, "
                 f"got {m!r}",
             )
+        if self.origin not in ("observed", "surrogate"):
+            raise ConfigError("optimizer.origin", f"must be 'observed' or 'surrogate', got {self.origin!r}")
         if self.covariance not in ("adaptive", "aido"):
             raise ConfigError("optimizer.covariance", f"must be 'adaptive' or 'aido', got {self.covariance!r}")
         if self.adam not in ("fresh", "carry"):
@@ -218,7 +222,7 @@ def _int_seed(seed: int, iteration: int, purpose: int, *more: int) -> int:
     return int(_seed_sequence(seed, iteration, purpose, *more).generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
 
 
-_SAMPLING, _SIMULATION, _RECONSTRUCTION, _SURROGATE, _OPTIMIZER, _VALIDATION = range(6)
+_SAMPLING, _SIMULATION, _RECONSTRUCTION, _SURROGATE, _OPTIMIZER, _VALIDATION, _SCORING = range(7)
 
 
 # ---------------------------------------------------------------------------- run directory (compatibility names)
@@ -368,6 +372,14 @@ def sample_designs(settings: LoopSettings, state: LoopState, phase: str, iterati
     return designs
 
 
+def _simulation_seed(settings: LoopSettings, iteration: int, design: int) -> int:
+    """The seed of one design's simulation; with common random numbers the same for every design of an iteration,
+    so that designs are compared on the same beam particles (differences between designs are far less noisy)."""
+    if settings.common_random_numbers:
+        return _int_seed(settings.seed, iteration, _SIMULATION)
+    return _int_seed(settings.seed, iteration, _SIMULATION, design)
+
+
 def sample_and_simulate(
     problem: Problem, settings: LoopSettings, state: LoopState, phase: str, iteration: int,
     executor: Executor, run: RunDirectory, progress: Progress | None,
@@ -375,7 +387,7 @@ def sample_and_simulate(
     """Stage 1: draw the designs and simulate them (each with its own seed); failures are logged and dropped."""
     designs = sample_designs(settings, state, phase, iteration)
     tasks = [
-        SimulationTask(problem.simulate, dict(d), settings.events_per_design, _int_seed(settings.seed, iteration, _SIMULATION, j))
+        SimulationTask(problem.simulate, dict(d), settings.events_per_design, _simulation_seed(settings, iteration, j))
         for j, d in enumerate(designs)
     ]
     t0 = time.perf_counter()
@@ -428,6 +440,7 @@ class Reconstructed:
     target: np.ndarray  # reconstructed targets, one row per event
     design_losses: list[float]  # mean per-event loss of every design (NaN: not simulated)
     design_objectives: list[float]  # design loss + penalties at the design (one-hot categories)
+    design_errors: list[float]  # standard error of each design's mean per-event loss
     fit: dict[str, Any]
     seconds: float
 
@@ -445,15 +458,16 @@ def reconstruct(problem: Problem, settings: LoopSettings, run: RunDirectory, ite
     n = len(sim.events)
     per_event = problem.loss_fn(torch.as_tensor(target), torch.as_tensor(sim.events.target)).reshape(n, -1).mean(1)
     per_event_np = per_event.detach().numpy()
-    losses, objectives = [], []
+    losses, objectives, errors = [], [], []
     for j in range(len(sim.designs)):
         mine = sim.design_id == j
         loss = float(per_event_np[mine].mean()) if np.any(mine) else math.nan
+        errors.append(float(per_event_np[mine].std(ddof=1) / math.sqrt(mine.sum())) if mine.sum() > 1 else math.nan)
         with torch.no_grad():
             penalty = float(weighted_sum(problem.penalties, torch.as_tensor(sim.encodings[j], dtype=torch.float64)))
         losses.append(loss)
         objectives.append(loss + penalty)
-    return Reconstructed(target, losses, objectives, fit, time.perf_counter() - t0)
+    return Reconstructed(target, losses, objectives, errors, fit, time.perf_counter() - t0)
 
 
 def _reused_events(
@@ -537,7 +551,26 @@ def _design_optimizer(settings: LoopSettings, run: RunDirectory, iteration: int,
     )
 
 
-def step_origin(state: LoopState, phase: str, sim: Simulated, reco: Reconstructed) -> tuple[DesignSpace, int]:
+def surrogate_scores(problem: Problem, settings: LoopSettings, iteration: int, surrogate: Any, sim: Simulated) -> list[float]:
+    """L' + penalties of every simulated design as the surrogate sees it (pooled over all events of the iteration)."""
+    rng = np.random.default_rng(_seed_sequence(settings.seed, iteration, _SCORING))
+    events = sim.events
+    m = min(settings.optimizer_events, len(events))
+    pick = np.sort(rng.choice(len(events), size=m, replace=False))
+    context = torch.as_tensor(events.context[pick], dtype=torch.float64)
+    truth = torch.as_tensor(events.target[pick], dtype=torch.float64)
+    noise = torch.as_tensor(rng.standard_normal((m, events.target.shape[1])), dtype=torch.float32)
+    scores = []
+    with torch.no_grad():
+        for row in sim.encodings:
+            theta = torch.as_tensor(row, dtype=torch.float64)
+            value = surrogate(theta, context, truth, noise=noise, n_steps=settings.surrogate_ddim_steps)
+            scores.append(float(value) + float(weighted_sum(problem.penalties, theta)))
+    return scores
+
+
+def step_origin(settings: LoopSettings, state: LoopState, phase: str, sim: Simulated, reco: Reconstructed,
+                scores: list[float] | None = None) -> tuple[DesignSpace, int]:
     """Where this iteration's step starts, and which design that is: the design with the lowest fresh objective.
 
     Usually the centre (design 0); when the last step made things worse, where that step started
@@ -546,7 +579,9 @@ def step_origin(state: LoopState, phase: str, sim: Simulated, reco: Reconstructe
     """
     if phase == "global":
         return state.space, 0
-    objectives = np.where(np.isfinite(reco.design_objectives), reco.design_objectives, np.inf)
+    observed = reco.design_objectives if scores is None else scores
+    simulated = np.isfinite(reco.design_objectives)
+    objectives = np.where(simulated & np.isfinite(observed), observed, np.inf)
     best = int(np.argmin(objectives))
     if best == 0 or not np.isfinite(objectives[best]):
         return state.space, 0
@@ -715,7 +750,8 @@ def _run_iteration(
     rows, events, target, n_reused = _reused_events(settings, run, iteration, state, problem, sim, reco)
     surrogate, surrogate_fit, surrogate_s = train_surrogate(problem, settings, run, iteration, rows, events, target)
     improved = step_improved(state, reco)
-    origin, origin_design = step_origin(state, phase, sim, reco)
+    scores = surrogate_scores(problem, settings, iteration, surrogate, sim) if settings.origin == "surrogate" and phase != "global" else None
+    origin, origin_design = step_origin(settings, state, phase, sim, reco, scores)
     opt = optimize_design(problem, settings, run, iteration, state, phase, origin, surrogate, sim, reco)
     covariance, width = next_sampling(settings, state, phase, origin, opt.space, improved)
     _write_validation(settings, folder, iteration, surrogate, sim, reco)

@@ -123,6 +123,8 @@ def loop_settings(config: RunConfig) -> LoopSettings:
             success_tolerance=o.width.success_tolerance, failure_tolerance=o.width.failure_tolerance,
         ),
         global_designs=o.global_designs,
+        origin=o.origin,
+        common_random_numbers=config.simulation.common_random_numbers,
         max_probability_change=o.discrete.max_change,
         sampling_floor=o.discrete.sampling_floor,
         commit_iterations=o.discrete.commit_iterations,
