@@ -35,7 +35,7 @@ def _tiny(tmp_path: Path, **changes: object) -> Path:
 def test_example_configs_validate(name: str, tmp_path: Path) -> None:
     prepared = prepare_run(EXAMPLES / name, run_dir=tmp_path / "run")
     assert prepared.problem.space.encoding_size == 18
-    assert prepared.settings.events_per_design in (100, 400)
+    assert prepared.settings.events_per_design in (100, 200)
 
 
 def test_unknown_key(tmp_path: Path) -> None:

@@ -89,3 +89,95 @@ def test_reuse_of_earlier_events_inside_the_trust_region(tmp_path: Path) -> None
     assert records[0]["n_reused_events"] == 0
     # iteration 1 is centred near iteration 0's centre: some of its designs lie inside the new region
     assert 0 < records[1]["n_reused_events"] <= 4 * 100
+
+
+def _columns(run_dir: Path, iteration: int) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(iteration_dir(run_dir, iteration) / "events.parquet")
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _design_rows(run_dir: Path, iteration: int) -> dict[int, dict[str, float]]:
+    c = _columns(run_dir, iteration)
+    out = {}
+    for j in np.unique(c["design_id"]):
+        i = int(np.flatnonzero(c["design_id"] == j)[0])
+        out[int(j)] = {"x0": c["design:x0"][i], "x1": c["design:x1"][i], "good": c["design:choice=good"][i]}
+    return out
+
+
+def _truth_per_design(run_dir: Path, iteration: int) -> list[np.ndarray]:
+    c = _columns(run_dir, iteration)
+    return [c["target_0"][c["design_id"] == j] for j in np.unique(c["design_id"])]
+
+
+def test_global_phase_spreads_designs_over_the_box_and_starts_from_the_best(tmp_path: Path) -> None:
+    settings = replace(SMALL, global_designs=12)
+    records = run_loop(bowl_problem(), settings, tmp_path / "run", 1)
+    record = records[0]
+    assert record["phase"] == "global" and record["n_designs"] == 12 and record["n_events"] == 12 * 100
+    rows = _design_rows(tmp_path / "run", 0)
+    x0 = np.array([r["x0"] for j, r in rows.items() if j > 0])
+    assert x0.min() < -6.0 and x0.max() > 6.0  # a Latin hypercube over [-10, 10], not draws around 0.5
+    best = int(np.argmin(record["design_objectives"]))
+    assert record["next_values"]["x0"] == pytest.approx(rows[best]["x0"])
+    assert record["next_values"]["x1"] == pytest.approx(rows[best]["x1"])
+    # its category becomes the more probable one: P -> (P + onehot) / 2
+    assert max(record["next_probabilities"]["choice"]) == pytest.approx(0.75)
+
+
+def test_final_iterations_commit_to_one_category(tmp_path: Path) -> None:
+    settings = replace(SMALL, commit_iterations=1, sampling_floor=0.2)
+    records = run_loop(bowl_problem(), settings, tmp_path / "run", 3)
+    assert [r["phase"] for r in records] == ["local", "local", "commit"]
+    last = records[-1]
+    assert sorted(last["probabilities"]["choice"]) == [0.0, 1.0]
+    assert last["next_probabilities"]["choice"] == last["probabilities"]["choice"]
+    assert len({r["good"] for r in _design_rows(tmp_path / "run", 2).values()}) == 1  # every design built the same way
+
+
+def test_common_random_numbers_give_every_design_the_same_beam(tmp_path: Path) -> None:
+    run_loop(bowl_problem(), SMALL, tmp_path / "crn", 1)
+    truth = _truth_per_design(tmp_path / "crn", 0)
+    assert len(truth) == 4 and all(np.array_equal(truth[0], t) for t in truth[1:])
+    run_loop(bowl_problem(), replace(SMALL, common_random_numbers=False), tmp_path / "plain", 1)
+    truth = _truth_per_design(tmp_path / "plain", 0)
+    assert not np.array_equal(truth[0], truth[1])
+
+
+def test_each_step_is_judged_by_simulating_where_it_started(tmp_path: Path) -> None:
+    records = run_loop(bowl_problem(), replace(SMALL, commit_iterations=0), tmp_path / "run", 4)
+    for k in range(1, 4):
+        rows = _design_rows(tmp_path / "run", k)
+        origin = json.loads((iteration_dir(tmp_path / "run", k - 1) / "step_origin.json").read_text())
+        values = {p["name"]: p["value"] for p in origin["parameters"] if p["type"] == "continuous"}
+        assert rows[1]["x0"] == pytest.approx(values["x0"]) and rows[1]["x1"] == pytest.approx(values["x1"])
+        record = records[k]
+        assert record["improved"] == (record["design_objectives"][0] < record["design_objectives"][1])
+        # the next step starts from the design with the lowest fresh objective
+        assert record["origin_design"] == int(np.argmin(record["design_objectives"]))
+        factor = record["next_width"] / record["width"]
+        if record["improved"] is False:
+            assert factor == 0.5 or record["width"] == SMALL.width.minimum
+        elif records[k - 1]["status"] == "left_trust_region":
+            assert factor == 2.0 or record["next_width"] == SMALL.width.maximum
+
+
+def test_published_rule_keeps_sigma_and_applies_eq5_in_raw_units(tmp_path: Path) -> None:
+    from detopt.optimize.trust_region import updated_covariance
+
+    settings = replace(SMALL, covariance="aido", adam="carry", sampling_floor=0.0, max_probability_change=None,
+                       commit_iterations=0)
+    records = run_loop(bowl_problem(), settings, tmp_path / "run", 2)
+    for k, record in enumerate(records):
+        saved = json.loads((iteration_dir(tmp_path / "run", k) / "covariance_next.json").read_text())
+        centre = np.array([record["values"]["x0"], record["values"]["x1"]])
+        new = np.array([record["next_values"]["x0"], record["next_values"]["x1"]])
+        np.testing.assert_allclose(saved["covariance"], updated_covariance(np.array([0.6, 0.6]), new, centre))
+        assert record["width"] == record["next_width"] == 1.0 and record["improved"] is None
+
+
+def test_carried_adam_survives_the_commit_to_one_category(tmp_path: Path) -> None:
+    records = run_loop(bowl_problem(), replace(SMALL, adam="carry", commit_iterations=1), tmp_path / "run", 3)
+    assert [r["phase"] for r in records] == ["local", "local", "commit"]

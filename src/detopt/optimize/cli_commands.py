@@ -86,6 +86,8 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     echo(f"{run}: {len(records)} complete iteration(s)")
     echo(f"  reconstruction loss L (current design): {last['reconstruction_loss']:.4f}  (first: {records[0]['reconstruction_loss']:.4f})")
     echo(f"  surrogate loss L': {last['surrogate_loss_start']:.4f} -> {last['surrogate_loss_end']:.4f}")
+    events = sum(int(r["n_events"]) for r in records)
+    echo(f"  phase: {last['phase']}; sampling width next: {last['next_width']:.3g} x sigma; simulated events: {events:,}")
     for name, value in last["next_monitors"].items():
         echo(f"  {name}: {value:.6g}")
     echo("  design: " + _design_line(last))

@@ -536,12 +536,14 @@ class Optimized:
     seconds: float
 
 
-def _design_optimizer(settings: LoopSettings, run: RunDirectory, iteration: int, state: LoopState, space: DesignSpace) -> DesignOptimizer:
+def _design_optimizer(
+    settings: LoopSettings, run: RunDirectory, iteration: int, state: LoopState, phase: str, space: DesignSpace
+) -> DesignOptimizer:
     """A fresh Adam (default) or the previous iteration's (``adam="carry"``), in units of the sampling width or raw units."""
     scale = _sigma(space) * state.width.width if settings.adaptive else None
     previous = run.iteration(iteration - 1) / "optimizer"
     n_discrete = sum(1 for p in space.discrete if p.optimizable)
-    if settings.adam == "carry" and state.previous_phase not in (None, "global"):
+    if settings.adam == "carry" and state.previous_phase == phase and phase != "global":
         optimizer = DesignOptimizer.load(previous, space)
         if len(optimizer.logits) == n_discrete:
             optimizer.set_space(space)
@@ -577,7 +579,7 @@ def step_origin(settings: LoopSettings, state: LoopState, phase: str, sim: Simul
     (design 1); when another design drawn in this iteration did better than both, that design
     (its categories become more probable: P -> (P + onehot) / 2).
     """
-    if phase == "global":
+    if phase == "global" or not settings.adaptive:  # the published rule steps from the centre
         return state.space, 0
     observed = reco.design_objectives if scores is None else scores
     simulated = np.isfinite(reco.design_objectives)
@@ -586,7 +588,7 @@ def step_origin(settings: LoopSettings, state: LoopState, phase: str, sim: Simul
     if best == 0 or not np.isfinite(objectives[best]):
         return state.space, 0
     if best == 1 and state.previous_origin is not None:
-        return (committed(state.previous_origin) if phase == "commit" else state.previous_origin), 1
+        return state.previous_origin, 1
     return moved_towards(state.space, sim.designs[best]), best
 
 
@@ -622,7 +624,7 @@ def optimize_design(
             "surrogate": float(l_prime.detach()), "penalties": float(penalties.detach()), "boundary": float(bound.detach())
         }
 
-    optimizer = _design_optimizer(settings, run, iteration, state, space)
+    optimizer = _design_optimizer(settings, run, iteration, state, phase, space)
     with torch.no_grad():
         l_start = float(surrogate_loss(optimizer.encoding().detach()))
     if phase == "global":
@@ -736,8 +738,11 @@ def _run_iteration(
     folder.mkdir(parents=True, exist_ok=True)
     state = load_state(problem, settings, run, iteration)
     phase = settings.phase(iteration, iterations)
-    if phase == "commit" and any(p.optimizable for p in state.space.discrete):
+    if phase == "commit":
         state.space = committed(state.space)
+        if state.previous_origin is not None:  # judge the last step with the categories that will be built
+            values = {p.name: p.value for p in state.previous_origin.optimizable_continuous}
+            state.previous_origin = state.space.with_values(values, clip=True)
     space = state.space
     space.save(folder / "design.json")
     run.write_json(folder / "covariance.json", {
