@@ -90,3 +90,13 @@ def test_covariance_update_eq5() -> None:
     # small step: s = 0.8, variance along d shrinks by 0.2
     small = np.array([0.1, 0.0])
     np.testing.assert_allclose(updated_covariance(sigma, small, np.zeros(2)), np.diag([4.0 - 0.2, 9.0]), rtol=1e-12)
+
+
+def test_optimization_objective_eq2_adds_surrogate_loss_penalties_and_boundary() -> None:
+    from detopt.optimize.penalties import optimization_objective
+
+    theta = torch.tensor([1.0, 2.0], requires_grad=True)
+    value = optimization_objective(theta[0] ** 2, 3.0 * theta[1], torch.tensor(0.5))
+    assert float(value.detach()) == pytest.approx(1.0 + 6.0 + 0.5)
+    value.backward()
+    assert theta.grad.tolist() == [2.0, 3.0]  # type: ignore[union-attr]

@@ -44,7 +44,7 @@ from detopt.execution import Executor, SerialExecutor
 from detopt.optimize.discrete import committed, moved_towards
 from detopt.optimize.global_phase import space_filling_designs
 from detopt.optimize.optimizer import DesignOptimizer, OptimizationResult, OptimizationStatus
-from detopt.optimize.penalties import boundary_penalty_for, weighted_sum
+from detopt.optimize.penalties import boundary_penalty_for, optimization_objective, weighted_sum
 from detopt.optimize.problem import Events, Problem
 from detopt.optimize.run_directory import (
     DONE_FILE,
@@ -620,7 +620,7 @@ def optimize_design(
         l_prime = surrogate_loss(theta)
         penalties = weighted_sum(problem.penalties, theta)
         bound = settings.boundary_weight * boundary(theta)
-        return l_prime + penalties + bound, {
+        return optimization_objective(l_prime, penalties, bound), {
             "surrogate": float(l_prime.detach()), "penalties": float(penalties.detach()), "boundary": float(bound.detach())
         }
 

@@ -34,7 +34,7 @@ import torch
 from detopt.atomic import read_json_document, read_weights, write_bytes_atomic, write_text_atomic
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
-from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis
+from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis, trust_region_ok
 
 __all__ = ["DesignOptimizer", "OptimizationResult", "OptimizationStatus", "Objective"]
 
@@ -208,10 +208,11 @@ class DesignOptimizer:
             self.adam.step()
             if self.max_probability_change is not None:
                 self._limit_probability_change(start_probabilities)
-            distance = mahalanobis(self.continuous_values() - center, covariance) if center.size else 0.0
+            values = self.continuous_values()
+            distance = mahalanobis(values - center, covariance) if center.size else 0.0
             result.objective.append(float(loss.detach()))
             result.parts.append(parts)
-            if distance >= b:
+            if center.size and not trust_region_ok(values, center, covariance, b):
                 with torch.no_grad():
                     self.normalized.copy_(previous[0])
                     for z, old in zip(self.logits, previous[1:]):

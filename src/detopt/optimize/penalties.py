@@ -22,6 +22,7 @@ from detopt.errors import ConfigError
 
 __all__ = [
     "BOUNDARY_SCALE",
+    "optimization_objective",
     "Penalty",
     "WeightedPenalty",
     "boundary_penalty",
@@ -69,6 +70,11 @@ def expected_cost(lengths: torch.Tensor, costs: torch.Tensor, probabilities: tor
 def cost_penalty(cost: torch.Tensor, max_cost: float) -> torch.Tensor:
     """AIDO eq. 9: ReLU(cost / cost_max - 1)^2."""
     return torch.relu(cost / max_cost - 1.0) ** 2
+
+
+def optimization_objective(surrogate_loss: torch.Tensor, penalties: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
+    """AIDO eq. 2: L_opt = L' + sum_i w_i L_i + L_boundaries (the weighted penalties already summed)."""
+    return surrogate_loss + penalties + boundary
 
 
 def weighted_sum(penalties: Sequence[WeightedPenalty], theta: torch.Tensor) -> torch.Tensor:
