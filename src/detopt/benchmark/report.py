@@ -21,7 +21,8 @@ __all__ = ["markdown_table", "plot_curves", "write_report"]
 #: Colours per method (SRSO variants in blues and greens, black-box methods in warm colours).
 COLOURS = {
     "detopt": "#1f4e9c", "detopt-ddpm": "#4f9fd8", "detopt-cold": "#2c9c5a", "detopt-reuse": "#8c6bb1",
-    "cma-es": "#d62728", "tpe": "#ff7f0e", "gp": "#8c564b", "random": "#7f7f7f",
+    "detopt-carry": "#17becf", "detopt-local": "#9edae5", "detopt-fixed-width": "#6baed6", "detopt-no-commit": "#74c476",
+    "aido": "#e377c2", "cma-es": "#d62728", "tpe": "#ff7f0e", "gp": "#8c564b", "random": "#7f7f7f",
 }
 GAP_FLOOR = 1e-4
 
@@ -31,7 +32,7 @@ def _gap(value: float, best: float) -> float:
 
 
 def plot_curves(document: dict[str, Any], path: Path) -> Path:
-    """Best-so-far relative gap against events, median and quartile band over seeds, one panel per problem."""
+    """The recommended design's relative gap against events, median and quartile band over seeds, one panel per problem."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -49,9 +50,9 @@ def plot_curves(document: dict[str, Any], path: Path) -> Path:
         for method in dict.fromkeys(r["method"] for r in runs):
             mine = [r for r in runs if r["method"] == method]
             events = np.asarray(mine[0]["events"], dtype=float)
-            gaps = np.array([[_gap(v, best) for v in r["best_so_far"]] for r in mine])
+            gaps = np.array([[_gap(v, best) for v in r["recommended"]] for r in mine])
             colour = COLOURS.get(method)
-            style = "-" if method in ("detopt", "cma-es", "tpe", "gp", "random") else "--"
+            style = "-" if method in ("detopt", "aido", "cma-es", "tpe", "gp", "random") else "--"
             ax.plot(events, np.median(gaps, axis=0), style, color=colour, label=method, lw=1.6)
             ax.fill_between(events, np.percentile(gaps, 25, axis=0), np.percentile(gaps, 75, axis=0),
                             color=colour, alpha=0.15, lw=0)
@@ -59,7 +60,7 @@ def plot_curves(document: dict[str, Any], path: Path) -> Path:
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("simulated events")
-        ax.set_ylabel("(f - f_best) / |f_best|, best so far")
+        ax.set_ylabel("(f - f_best) / |f_best| of the recommendation")
         ax.grid(alpha=0.3, which="both", lw=0.4)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
@@ -70,7 +71,7 @@ def plot_curves(document: dict[str, Any], path: Path) -> Path:
     axes.flat[0].legend(list(handles.values()), list(handles), fontsize=7, ncol=2)
     seeds = len(document["settings"]["seeds"])
     fig.suptitle(f"{document['suite']} suite: median and quartiles over {seeds} seeds\n"
-                 "of the best-so-far true objective (dotted: within 5% of the best known)", fontsize=10)
+                 "of the recommended design's true objective (dotted: within 5% of the best known)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
@@ -85,8 +86,8 @@ def _fmt(value: float) -> str:
 def markdown_table(document: dict[str, Any]) -> str:
     """The result table (markdown), one row per problem and method."""
     lines = [
-        "| problem | method | final true objective, median [q25, q75] | gap to f_best | gap ratio vs detopt | events to 5% (seeds) | beats start | wall s |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| problem | method | final true objective, median [q25, q75] | gap to f_best | gap ratio vs detopt | best so far, median | events to 5% (seeds) | beats start | wall s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, per_method in document["summary"].items():
         best = document["problems"][name]["best_known"]
@@ -100,7 +101,7 @@ def markdown_table(document: dict[str, Any]) -> str:
             reach = f"{events:,.0f}" if isinstance(events, (int, float)) and math.isfinite(events) else "-"
             lines.append(
                 f"| {name} | {method} | {_fmt(final['median'])} [{_fmt(final['q25'])}, {_fmt(final['q75'])}] | "
-                f"{100 * gap / abs(best):.1f}% | {ratio} | "
+                f"{100 * gap / abs(best):.1f}% | {ratio} | {_fmt(s['best_so_far']['median'])} | "
                 f"{reach} ({s['reached_5pct']}/{s['seeds']}) | {s['beats_start']}/{s['seeds']} | {s['wall_s_median']:.1f} |"
             )
     return "\n".join(lines)
