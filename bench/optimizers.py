@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 PEERS = ("aido", "cma-es", "tpe", "gp", "random")
 
 

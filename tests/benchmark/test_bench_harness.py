@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detopt.benchmark.harness import SuiteSpec, events_to_target, recommendation_at, run_suite, suite_spec
+from detopt.benchmark.harness import (
+    SuiteSpec,
+    events_to_target,
+    recommendation_at,
+    run_suite,
+    suite_spec,
+)
 from detopt.benchmark.optimizers import METHODS, RunTrace, TracePoint
 from detopt.errors import ConfigError
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import torch  # noqa: E402
+import torch
+from bowl_problem import bowl_problem
 
-from bowl_problem import bowl_problem  # noqa: E402
-from detopt.optimize.loop import LoopSettings, run_loop  # noqa: E402
+from detopt.optimize.loop import LoopSettings, run_loop
 
 SETTINGS = LoopSettings(
     designs_per_iteration=4, events_per_design=100, seed=11, lr=0.05, max_steps=20, optimizer_events=200,

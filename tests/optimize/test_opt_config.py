@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 from detopt.errors import ConfigError
-from detopt.optimize.cli_commands import evaluate_command, optimize_command, report_command, status_command
+from detopt.optimize.cli_commands import (
+    evaluate_command,
+    optimize_command,
+    report_command,
+    status_command,
+)
 from detopt.optimize.run import prepare_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

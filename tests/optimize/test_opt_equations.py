@@ -17,7 +17,11 @@ from detopt.optimize.penalties import (
     length_penalty_for,
     weighted_sum,
 )
-from detopt.optimize.trust_region import mahalanobis, trust_region_ok, updated_covariance
+from detopt.optimize.trust_region import (
+    mahalanobis,
+    trust_region_ok,
+    updated_covariance,
+)
 
 
 def test_boundary_penalty_eq3() -> None:

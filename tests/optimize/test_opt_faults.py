@@ -16,15 +16,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/faultsim.py
 
-from bowl_problem import bowl_problem  # noqa: E402
-from faultsim import FaultySimulation  # noqa: E402
-from kill_driver import SETTINGS  # noqa: E402
+from bowl_problem import bowl_problem
+from faultsim import FaultySimulation
+from kill_driver import SETTINGS
 
-import detopt.atomic  # noqa: E402
-from detopt.errors import ConfigError, DataError  # noqa: E402
-from detopt.execution import SerialExecutor  # noqa: E402
-from detopt.optimize.loop import (  # noqa: E402
-    _SIMULATION, FAULTS_FILE, _int_seed, completed_iterations, iteration_dir, load_records, run_loop,
+import detopt.atomic
+from detopt.errors import ConfigError, DataError
+from detopt.execution import SerialExecutor
+from detopt.optimize.loop import (
+    _SIMULATION,
+    FAULTS_FILE,
+    _int_seed,
+    completed_iterations,
+    iteration_dir,
+    load_records,
+    run_loop,
 )
 
 DRIVER = Path(__file__).with_name("kill_driver.py")

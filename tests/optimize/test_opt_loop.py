@@ -9,9 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bowl_problem import bowl_problem, constrained_optimum
-from detopt.optimize.loop import LoopSettings, completed_iterations, iteration_dir, run_loop
+
+from detopt.optimize.loop import (
+    LoopSettings,
+    completed_iterations,
+    iteration_dir,
+    run_loop,
+)
 
 BOWL = LoopSettings(
     designs_per_iteration=8, events_per_design=200, seed=3, lr=0.05, max_steps=100, optimizer_events=500,

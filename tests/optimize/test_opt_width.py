@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from detopt.errors import ConfigError
-from detopt.optimize.trust_region import covariance_in_width_units, mahalanobis, updated_covariance
+from detopt.optimize.trust_region import (
+    covariance_in_width_units,
+    mahalanobis,
+    updated_covariance,
+)
 from detopt.optimize.width import WidthRule, WidthState, updated_width
 
 RULE = WidthRule(initial=1.0, minimum=0.125, maximum=4.0, success_tolerance=1, failure_tolerance=1)

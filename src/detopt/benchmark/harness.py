@@ -87,7 +87,11 @@ def suite_spec(
     srso_overrides: dict[str, Any] | None = None,
 ) -> SuiteSpec:
     """The named suite (``ci``, ``analytic``, ``calorimeter``) with optional overrides."""
-    from detopt.benchmark.problems import ANALYTIC_PROBLEMS, CalorimeterBenchmark, analytic_problem
+    from detopt.benchmark.problems import (
+        ANALYTIC_PROBLEMS,
+        CalorimeterBenchmark,
+        analytic_problem,
+    )
 
     if seeds is not None and seeds < 1:
         raise ConfigError("seeds", f"must be >= 1, got {seeds}")

@@ -29,14 +29,14 @@ from detopt.design import DesignSpace
 from detopt.errors import ConfigError
 
 __all__ = [
+    "CMAES",
+    "SRSO",
     "BenchmarkOptimizer",
     "Budget",
     "BudgetExhausted",
-    "CMAES",
     "OptunaSampler",
     "RandomSearch",
     "RunTrace",
-    "SRSO",
     "TracePoint",
     "make_optimizers",
 ]

@@ -8,8 +8,9 @@ prints them as one line.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["evaluate_command", "optimize_command", "report_command", "status_command"]
 

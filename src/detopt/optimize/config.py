@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError
@@ -67,7 +74,7 @@ class ExecutionSettings(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _fits_backend(self) -> "ExecutionSettings":
+    def _fits_backend(self) -> ExecutionSettings:
         check_execution(self.backend, self.cluster, self.address)
         return self
 
@@ -99,7 +106,7 @@ class WidthSettings(_Strict):
     failure_tolerance: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "WidthSettings":
+    def _ordered(self) -> WidthSettings:
         if not self.minimum <= self.initial <= self.maximum:
             raise ValueError(
                 f"needs minimum <= initial <= maximum, got {self.minimum}, {self.initial}, {self.maximum}"
@@ -170,7 +177,7 @@ class SurrogateSettings(_Strict):
     residual: Literal["mean_scale", "mean", "none"] = "mean_scale"
 
     @model_validator(mode="after")
-    def _steps(self) -> "SurrogateSettings":
+    def _steps(self) -> SurrogateSettings:
         if self.ddim_steps > self.train_steps:
             raise ConfigError("surrogate.ddim_steps", f"must be <= surrogate.train_steps = {self.train_steps}, got {self.ddim_steps}")
         return self
@@ -192,7 +199,7 @@ class RunConfig(_Strict):
     surrogate: SurrogateSettings = SurrogateSettings()
 
     @model_validator(mode="after")
-    def _related(self) -> "RunConfig":
+    def _related(self) -> RunConfig:
         if self.execution.min_designs > self.simulation.designs_per_iteration:
             raise ConfigError(
                 "execution.min_designs",

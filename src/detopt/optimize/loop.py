@@ -43,8 +43,16 @@ from detopt.errors import ConfigError, DataError
 from detopt.execution import Executor, SerialExecutor
 from detopt.optimize.discrete import committed, moved_towards
 from detopt.optimize.global_phase import space_filling_designs
-from detopt.optimize.optimizer import DesignOptimizer, OptimizationResult, OptimizationStatus
-from detopt.optimize.penalties import boundary_penalty_for, optimization_objective, weighted_sum
+from detopt.optimize.optimizer import (
+    DesignOptimizer,
+    OptimizationResult,
+    OptimizationStatus,
+)
+from detopt.optimize.penalties import (
+    boundary_penalty_for,
+    optimization_objective,
+    weighted_sum,
+)
 from detopt.optimize.problem import Events, Problem
 from detopt.optimize.run_directory import (
     DONE_FILE,
@@ -54,7 +62,12 @@ from detopt.optimize.run_directory import (
     WRITE_ERRNOS,
     RunDirectory,
 )
-from detopt.optimize.trust_region import TRUST_REGION_B, covariance_in_width_units, mahalanobis, updated_covariance
+from detopt.optimize.trust_region import (
+    TRUST_REGION_B,
+    covariance_in_width_units,
+    mahalanobis,
+    updated_covariance,
+)
 from detopt.optimize.width import WidthRule, WidthState, updated_width
 
 __all__ = [

@@ -31,12 +31,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detopt.atomic import read_json_document, read_weights, write_bytes_atomic, write_text_atomic
+from detopt.atomic import (
+    read_json_document,
+    read_weights,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
 from detopt.optimize.trust_region import TRUST_REGION_B, mahalanobis, trust_region_ok
 
-__all__ = ["DesignOptimizer", "OptimizationResult", "OptimizationStatus", "Objective"]
+__all__ = ["DesignOptimizer", "Objective", "OptimizationResult", "OptimizationStatus"]
 
 Objective = Callable[[torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]
 """design tensor (``encoding_size``, float64) -> (L_opt 0-d tensor, named parts as floats)."""
@@ -255,7 +260,7 @@ class DesignOptimizer:
         write_text_atomic(Path(directory) / META_FILE, json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, directory: str | Path, space: DesignSpace) -> "DesignOptimizer":
+    def load(cls, directory: str | Path, space: DesignSpace) -> DesignOptimizer:
         """Read what :meth:`save` wrote; ``space`` supplies the parameters (its values are replaced)."""
         directory = Path(directory)
         meta = read_json_document(directory / META_FILE, FORMAT)

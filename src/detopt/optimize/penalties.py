@@ -22,7 +22,6 @@ from detopt.errors import ConfigError
 
 __all__ = [
     "BOUNDARY_SCALE",
-    "optimization_objective",
     "Penalty",
     "WeightedPenalty",
     "boundary_penalty",
@@ -34,6 +33,7 @@ __all__ = [
     "expected_cost_for",
     "length_penalty",
     "length_penalty_for",
+    "optimization_objective",
     "total_length_for",
     "weighted_sum",
 ]

@@ -59,11 +59,11 @@ class Events:
     def __len__(self) -> int:
         return int(self.target.shape[0])
 
-    def select(self, index: np.ndarray) -> "Events":
+    def select(self, index: np.ndarray) -> Events:
         return Events(self.features[index], self.context[index], self.target[index])
 
     @staticmethod
-    def concatenate(parts: Sequence["Events"]) -> "Events":
+    def concatenate(parts: Sequence[Events]) -> Events:
         if not parts:
             raise DataError("Events.concatenate: nothing to join")
         return Events(

@@ -17,15 +17,27 @@ from detopt.atomic import write_text_atomic
 from detopt.errors import ConfigError
 from detopt.execution import make_executor
 from detopt.optimize.config import RunConfig, load_config, validate_config
-from detopt.optimize.loop import LoopSettings, Log, Progress, check_run_dir, completed_iterations, run_loop
+from detopt.optimize.loop import (
+    Log,
+    LoopSettings,
+    Progress,
+    check_run_dir,
+    completed_iterations,
+    run_loop,
+)
 from detopt.optimize.penalties import (
     cost_penalty_for,
     expected_cost_for,
     length_penalty_for,
     total_length_for,
 )
+from detopt.optimize.problem import (
+    CalorimeterSimulation,
+    Monitor,
+    NetworkReconstruction,
+    Problem,
+)
 from detopt.optimize.width import WidthRule
-from detopt.optimize.problem import CalorimeterSimulation, Monitor, NetworkReconstruction, Problem
 
 __all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run", "training_device"]
 
