@@ -61,14 +61,23 @@ def optimize_command(
     records = optimize_run(prepared, log=echo, progress=_progress_printer(echo))
     if records:
         last = records[-1]
-        echo(f"done: {len(records)} iterations; final design: " + _design_line(last))
+        echo(f"done: {len(records)} iterations; final design: " + _design_line(last, prepared.problem.space))
     return 0
 
 
-def _design_line(record: dict[str, Any]) -> str:
-    values = ", ".join(f"{k}={v:.3g}" for k, v in record["next_values"].items())
-    probs = ", ".join(f"{k}={max(p):.2f}" for k, p in record["next_probabilities"].items())
-    return f"{values}; max probabilities: {probs}"
+def _design_line(record: dict[str, Any], space: Any = None) -> str:
+    """The design of a record as a physicist reads it: values with units, the chosen category with its probability."""
+    parts = []
+    for name, value in record["next_values"].items():
+        unit = getattr(space[name], "unit", "") if space is not None and name in space else ""
+        parts.append(f"{name}={value:.3g}{' ' + unit if unit else ''}")
+    for name, probabilities in record["next_probabilities"].items():
+        k = max(range(len(probabilities)), key=probabilities.__getitem__)
+        if space is not None and name in space:
+            parts.append(f"{name}={space[name].categories[k]} (P={probabilities[k]:.2f})")
+        else:
+            parts.append(f"{name}=category {k} (P={probabilities[k]:.2f})")
+    return ", ".join(parts)
 
 
 def status_command(run: str | Path, echo: Echo = _echo) -> int:
@@ -91,7 +100,11 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     echo(f"  phase: {last['phase']}; sampling width next: {last['next_width']:.3g} x sigma; simulated events: {events:,}")
     for name, value in last["next_monitors"].items():
         echo(f"  {name}: {value:.6g}")
-    echo("  design: " + _design_line(last))
+    from detopt.design import DesignSpace
+    from detopt.optimize.loop import iteration_dir
+
+    space = DesignSpace.load(iteration_dir(run, len(records) - 1) / "design_next.json")
+    echo("  design: " + _design_line(last, space))
     return 0
 
 
