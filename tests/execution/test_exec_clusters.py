@@ -240,7 +240,8 @@ def test_two_srso_iterations_simulate_inside_slurm_jobs(local_slurm: Any, tmp_pa
 
     raw = yaml.safe_load(QUICK.read_text(encoding="utf-8"))
     raw["iterations"] = 2
-    raw["simulation"].update(events_per_design=100, designs_per_iteration=4)
+    # one seed per design (no common random numbers), so that a rerun task would show as a repeated seed
+    raw["simulation"].update(events_per_design=100, designs_per_iteration=4, common_random_numbers=False)
     raw["optimizer"].update(max_steps=10, events=200, global_designs=0)
     raw["reconstruction"].update(epochs=3)
     raw["surrogate"].update(epochs=3, train_steps=20, ddim_steps=4)
