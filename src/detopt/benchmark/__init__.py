@@ -1,4 +1,4 @@
-"""Benchmark detopt's SRSO loop against black-box optimizers at equal simulation budget (issue 7).
+"""Benchmark detopt's SRSO loop against black-box optimizers at equal simulation budget.
 
 - :mod:`detopt.benchmark.problems`: noisy analytic problems with a known optimum and the AIDO
   sampling calorimeter, each with a noisy black-box observation and a true objective;

@@ -33,7 +33,7 @@ from detopt.errors import ConfigError
 __all__ = ["RESULT_FORMAT", "SuiteSpec", "events_to_target", "run_suite", "suite_spec", "summarize"]
 
 RESULT_FORMAT = "detopt.benchmark/1"
-#: "Within 5% of the best known objective" (issue 7): f <= (1 + TOLERANCE) * f_best.
+#: "Within 5% of the best known objective": f <= (1 + TOLERANCE) * f_best.
 TOLERANCE = 0.05
 
 Log = Callable[[str], None]

@@ -416,7 +416,7 @@ def gradients(
     folder: DirArg,
     model_name: Annotated[str, typer.Option("--model", "-m", help="Model name (DIR/models/NAME/).")],
     geometry: Annotated[str, typer.Option("--geometry", "-g", help="Detector family of the designs: A or B.")] = "A",
-    designs: Annotated[int, typer.Option("--designs", help="Number of random designs (>= 5 for the issue's check).")] = 5,
+    designs: Annotated[int, typer.Option("--designs", help="Number of random designs (5 or more for a meaningful sign check).")] = 5,
     utility: Annotated[str, typer.Option("--utility", help="energy_resolution, containment or lateral_containment.")] = "energy_resolution",
     parameters: Annotated[str, typer.Option("--parameters", help="Comma-separated: depth_cm, r_max_cm.")] = "depth_cm,r_max_cm",
     energy: Annotated[float, typer.Option("--energy", "-e", help="Beam energy of every design (GeV).")] = 50.0,
