@@ -113,3 +113,14 @@ def test_tiny_calorimeter_run_status_and_changed_config(tmp_path: Path, capsys: 
     changed = _tiny(tmp_path, seed=99)
     with pytest.raises(ConfigError, match="different configuration"):
         prepare_run(changed)
+
+
+def test_a_misspelt_material_is_refused_before_any_work(tmp_path: Path) -> None:
+    config = yaml.safe_load(_tiny(tmp_path).read_text())
+    material = next(p for p in config["design"]["parameters"] if p["name"] == "absorber_0_material")
+    material["categories"] = ["Pb", "Fee"]
+    path = tmp_path / "misspelt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"design\.parameters\[absorber_0_material\]\.categories: unknown material 'Fee'"):
+        prepare_run(path)
+    assert not (tmp_path / "run").exists()

@@ -232,6 +232,7 @@ class RunConfig(_Strict):
         )
         if missing:
             raise ConfigError("detector.layers", f"the design has no parameter(s) {', '.join(missing)} and the layout fixes none")
+        _check_materials(layout, space)
         return layout
 
     def resolved(self, base_dir: Path | None = None) -> dict[str, Any]:
@@ -239,6 +240,23 @@ class RunConfig(_Strict):
         data = self.model_dump(mode="json")
         data["design"] = self.design_space(base_dir).to_dict()
         return data
+
+
+def _check_materials(layout: Any, space: DesignSpace) -> None:
+    """Every material a layer can take (each category of its material parameter, or the fixed one) is in the table."""
+    from detopt.detector.materials import get_material
+
+    for spec in layout.layers:
+        name = f"{spec.name}_material"
+        if name in space:
+            choices, field = space[name].categories, f"design.parameters[{name}].categories"  # type: ignore[union-attr]
+        else:
+            choices, field = (spec.material,), f"detector.layers[{spec.name}].material"
+        for choice in choices:
+            try:
+                get_material(str(choice))
+            except ConfigError as exc:
+                raise ConfigError(field, exc.message) from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[RunConfig, Path]:
