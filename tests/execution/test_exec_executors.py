@@ -41,3 +41,18 @@ def test_make_executor_rejects_unknown_backend() -> None:
         make_executor("kubernetes")
     with pytest.raises(ConfigError, match="execution.n_workers"):
         DaskExecutor(n_workers=0)
+
+
+def test_local_cluster_listens_on_loopback_only() -> None:
+    # a Dask scheduler executes what it is sent: no other host may reach the default local cluster
+    import os
+
+    import psutil
+
+    with DaskExecutor(n_workers=1) as executor:
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        pids = {p.pid for p in processes}
+        addresses = {c.laddr.ip for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids}
+        assert addresses == {"127.0.0.1"}, addresses
+        assert executor.map(math.sqrt, [9.0])[0].value == 3.0  # and it works
+    assert os.getpid() in pids

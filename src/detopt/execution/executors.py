@@ -211,11 +211,13 @@ class DaskExecutor:
                 self._cluster = None
                 raise
         elif self.address is None:
+            # loopback only: a scheduler executes what it is sent, so no other host may reach it
             self._cluster = LocalCluster(
                 n_workers=self.n_workers,
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
-                dashboard_address=":0",
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
                 memory_limit=self.memory_limit,
             )
             self._client = Client(self._cluster)
