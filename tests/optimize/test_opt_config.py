@@ -124,3 +124,16 @@ def test_a_misspelt_material_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"design\.parameters\[absorber_0_material\]\.categories: unknown material 'Fee'"):
         prepare_run(path)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_write_probe_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    from detopt.optimize.loop import check_run_dir
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".detopt-write-test").symlink_to(victim)
+    check_run_dir(run)
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in run.iterdir()) == [".detopt-write-test"]  # the probe left nothing behind

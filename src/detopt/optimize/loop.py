@@ -855,12 +855,14 @@ def _write_validation(settings: LoopSettings, folder: Path, iteration: int, surr
 
 def check_run_dir(run_dir: str | Path) -> Path:
     """Create ``run_dir`` if needed and make sure it is writable; ConfigError otherwise (before any work)."""
+    import tempfile
+
     path = Path(run_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".detopt-write-test"
-        probe.write_text("ok", encoding="utf-8")
-        probe.unlink()
+        # a new file of a fresh name (O_EXCL): never written through a symlink someone left in the folder
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".detopt-write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError("run_dir", f"cannot write to {path}: {exc.strerror or exc}") from None
     return path
