@@ -34,8 +34,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         (["benchmark", "ci", "--budget", "1000"], "budget"),
         (["benchmark", "ci", "--methods", "bfgs"], "methods"),
         (["benchmark", "ci", "--out", str(tmp_path / "none"), "--report-only"], "--report-only"),
+        (["benchmark", "ci", "--out", str(tmp_path / "out"), "--name", "../escaped"], "--name"),
+        (["benchmark", "ci", "--out", str(tmp_path / "out"), "--name", str(tmp_path / "absolute")], "--name"),
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, args
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere

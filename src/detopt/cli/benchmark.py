@@ -60,6 +60,8 @@ def benchmark(
     from detopt.errors import ConfigError
 
     name = name or f"optbench_{suite}"
+    if any(c in name for c in "/\\") or name.startswith("."):  # the files stay inside --out
+        raise ConfigError("--name", f"must be a plain name (no '/', not starting with '.'), got {name!r}")
     if report_only:
         from detopt.benchmark.report import write_report
 
