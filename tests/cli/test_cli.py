@@ -202,6 +202,8 @@ DESIGN_ERRORS = [
 OPTION_ERRORS = [
     (["--events", "0"], "--events", "> 0"),
     (["--events", "-3"], "--events", "> 0"),
+    (["--events", "1000000000"], "--events", "<= 10,000,000"),
+    (["--energy", "1e308"], "--energy", "MAX <= 100000"),
     (["--events", "abc"], "--events", "integer"),
     (["--energy", "5:1"], "--energy", "0 < MIN <= MAX"),
     (["--energy", "abc"], "--energy", "0 < MIN <= MAX"),
@@ -293,7 +295,7 @@ def test_console_script_prints_one_line_to_stderr(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        "error: --energy: must be MIN:MAX in GeV with 0 < MIN <= MAX (e.g. 1:20), or one energy > 0, got '5:1'"
+        "error: --energy: must be MIN:MAX in GeV with 0 < MIN <= MAX <= 100000 (e.g. 1:20), or one energy in (0, 100000], got '5:1'"
     ]
     assert proc.stdout == "" and not list(tmp_path.iterdir())
 

@@ -137,3 +137,27 @@ def test_the_write_probe_never_writes_through_a_symlink(tmp_path: Path) -> None:
     check_run_dir(run)
     assert victim.read_text() == "precious"
     assert sorted(p.name for p in run.iterdir()) == [".detopt-write-test"]  # the probe left nothing behind
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("simulation", "events_per_design", 10**9),
+    ("simulation", "designs_per_iteration", 10**5),
+    ("simulation", "energy_range_gev", [1.0, 1e308]),
+    ("optimizer", "global_designs", 10**7),
+])
+def test_sizes_that_would_exhaust_memory_are_refused_at_load(tmp_path: Path, section: str, key: str, value: object) -> None:
+    config = yaml.safe_load(_tiny(tmp_path).read_text())
+    config[section][key] = value
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        prepare_run(path)
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_refuses_more_events_than_fit_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(ConfigError, match="must be a whole number from 100 to 10,000,000"):
+        evaluate_command(tmp_path / "run", n_events=10**12)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]

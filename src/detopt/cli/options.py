@@ -17,10 +17,17 @@ OUTPUT_SUFFIXES = (".parquet", ".pq")
 """Allowed suffixes of an event file."""
 
 
+MAX_EVENTS = 10_000_000
+"""The most events one command simulates: they are held in memory together (about 1 GB of deposits at 10^7)."""
+
+MAX_BEAM_ENERGY_GEV = 100_000.0
+"""Highest beam energy accepted, GeV (100 TeV: beyond any collider beam; the shower parametrizations stop far below)."""
+
+
 def check_events(n_events: int) -> int:
-    """``--events``: a whole number > 0."""
-    if isinstance(n_events, bool) or not isinstance(n_events, int) or n_events <= 0:
-        raise ConfigError("--events", f"number of events must be a whole number > 0, got {n_events!r}")
+    """``--events``: a whole number from 1 to MAX_EVENTS."""
+    if isinstance(n_events, bool) or not isinstance(n_events, int) or not 0 < n_events <= MAX_EVENTS:
+        raise ConfigError("--events", f"number of events must be a whole number > 0 and <= {MAX_EVENTS:,}, got {n_events!r}")
     return n_events
 
 
@@ -33,7 +40,7 @@ def check_seed(seed: int) -> int:
 
 def parse_energy(text: str) -> tuple[float, float]:
     """``--energy``: ``MIN:MAX`` in GeV with 0 < MIN <= MAX (uniform), or one number for a fixed energy."""
-    allowed = "MIN:MAX in GeV with 0 < MIN <= MAX (e.g. 1:20), or one energy > 0"
+    allowed = f"MIN:MAX in GeV with 0 < MIN <= MAX <= {MAX_BEAM_ENERGY_GEV:g} (e.g. 1:20), or one energy in (0, {MAX_BEAM_ENERGY_GEV:g}]"
     parts = text.split(":")
     if len(parts) not in (1, 2):
         raise ConfigError("--energy", f"must be {allowed}, got {text!r}")
@@ -42,7 +49,7 @@ def parse_energy(text: str) -> tuple[float, float]:
     except ValueError:
         raise ConfigError("--energy", f"must be {allowed}, got {text!r}") from None
     lo, hi = (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi < lo:
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi < lo or hi > MAX_BEAM_ENERGY_GEV:
         raise ConfigError("--energy", f"must be {allowed}, got {text!r}")
     return lo, hi
 

@@ -138,8 +138,8 @@ def evaluate_command(run: str | Path, n_events: int = 8000, echo: Echo = _echo) 
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise ConfigError("run", f"{run} is not a detopt run directory (no config.yaml)")
-    if isinstance(n_events, bool) or n_events < 100:
-        raise ConfigError("--events", f"must be a whole number >= 100, got {n_events!r}")
+    if isinstance(n_events, bool) or not 100 <= n_events <= 10_000_000:  # held in memory together
+        raise ConfigError("--events", f"must be a whole number from 100 to 10,000,000, got {n_events!r}")
     done = completed_iterations(run)
     if done == 0:
         raise ConfigError("run", f"{run} has no complete iteration to evaluate")

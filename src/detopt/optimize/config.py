@@ -42,8 +42,8 @@ class SimulationSettings(_Strict):
     geant4_data_dir: str | None = None
     particles: tuple[str, ...] = ("gamma", "pi+")
     energy_range_gev: tuple[float, float] = (1.0, 20.0)
-    events_per_design: int = Field(400, ge=1)
-    designs_per_iteration: int = Field(20, ge=2)
+    events_per_design: int = Field(400, ge=1, le=10_000_000)  # one design's events are held in memory together
+    designs_per_iteration: int = Field(20, ge=2, le=10_000)
     #: simulate every design of an iteration with the same seed (the same beam particles): design-to-design
     #: differences are then far less noisy (common random numbers)
     common_random_numbers: bool = True
@@ -51,8 +51,8 @@ class SimulationSettings(_Strict):
     @field_validator("energy_range_gev")
     @classmethod
     def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] < value[1]:
-            raise ValueError(f"must be (min, max) with 0 < min < max GeV, got {value}")
+        if not 0 < value[0] < value[1] <= 100_000:
+            raise ValueError(f"must be (min, max) with 0 < min < max <= 100000 GeV, got {value}")
         return value
 
 
@@ -140,7 +140,7 @@ class OptimizerSettings(_Strict):
     #: "fresh": new Adam moments every iteration (each has a new surrogate); "carry": as in the paper
     adam: Literal["fresh", "carry"] = "fresh"
     #: designs spread over the whole box (Latin hypercube) in the first iteration; 0: start locally
-    global_designs: int = Field(0, ge=0)
+    global_designs: int = Field(0, ge=0, le=100_000)
     #: the step of an iteration starts from the design with the lowest fresh objective ("observed") or the
     #: lowest surrogate prediction ("surrogate")
     origin: Literal["observed", "surrogate"] = "observed"
