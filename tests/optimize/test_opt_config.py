@@ -161,3 +161,16 @@ def test_evaluate_refuses_more_events_than_fit_in_memory(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="must be a whole number from 100 to 10,000,000"):
         evaluate_command(tmp_path / "run", n_events=10**12)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = _tiny(tmp_path).read_text()
+    path = tmp_path / "twice.yaml"
+    path.write_text(text + "seed: 5\n")
+    with pytest.raises(ConfigError, match="key 'seed' given twice"):
+        prepare_run(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(text.replace("simulation:\n", "simulation:\n  events_per_design: 7\n", 1))
+    with pytest.raises(ConfigError, match="key 'events_per_design' given twice"):
+        prepare_run(nested)
+    assert not (tmp_path / "run").exists()

@@ -27,8 +27,26 @@ from detopt.execution.clusters import ClusterSettings, check_execution
 
 __all__ = ["RunConfig", "load_config"]
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""The safe YAML loader, in C where libyaml is present (about 10x faster on a run configuration)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe YAML loader (in C where libyaml is present) that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeConstructor reports it
+                break
+            if duplicate:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_YAML_LOADER = _UniqueKeyLoader
+"""The safe YAML loader with duplicate keys refused."""
 
 
 class _Strict(BaseModel):
