@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -174,3 +175,19 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="key 'events_per_design' given twice"):
         prepare_run(nested)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["surrogate"].update(hidden=[0]), "surrogate.hidden: must be one or more layer widths"),
+    (lambda c: c["detector"].update(transverse_size_cm=float("inf")), "detector.transverse_size_cm"),
+    (lambda c: c["detector"]["layers"][4].update(name="absorber_1"), "detector.layers: duplicate layer names: absorber_1"),
+])
+def test_bad_values_are_refused_before_the_run_folder_is_written(tmp_path: Path, edit: Any, message: str) -> None:
+    config = yaml.safe_load(_tiny(tmp_path).read_text())
+    edit(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as info:
+        prepare_run(path)
+    assert message in str(info.value)
+    assert not (tmp_path / "run").exists()  # fixing the value later starts a clean run

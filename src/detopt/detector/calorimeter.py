@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detopt.detector.materials import Material, get_material
 from detopt.errors import ConfigError
@@ -107,7 +107,7 @@ class LayerSpec(BaseModel):
     name: str = Field(min_length=1)
     active: bool
     material: str | None = None
-    thickness_cm: float | None = Field(default=None, gt=0)
+    thickness_cm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class CalorimeterLayout(BaseModel):
@@ -115,7 +115,16 @@ class CalorimeterLayout(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     layers: list[LayerSpec] = Field(min_length=1)
-    transverse_size_cm: float = Field(default=50.0, gt=0)
+    transverse_size_cm: float = Field(default=50.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("layers")
+    @classmethod
+    def _unique_names(cls, layers: list[LayerSpec]) -> list[LayerSpec]:
+        names = [layer.name for layer in layers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"duplicate layer names: {', '.join(repeated)}")
+        return layers
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> "CalorimeterLayout":
@@ -124,7 +133,7 @@ class CalorimeterLayout(BaseModel):
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = "detector." + ".".join(str(p) for p in err["loc"])
-            raise ConfigError(loc, err["msg"]) from None
+            raise ConfigError(loc, err["msg"].removeprefix("Value error, ")) from None
 
     def parameter_names(self) -> set[str]:
         """The design parameter names this layout reads."""

@@ -148,6 +148,8 @@ def _render_layout_error(error: Mapping[str, Any], raw: Mapping[str, Any]) -> tu
         return field, f"unknown key {str(loc[-1])!r}; allowed keys: {', '.join(model.model_fields)}"
     if kind == "missing":
         return field, "required key is missing"
+    if kind == "value_error":  # a validator's own sentence names what is wrong
+        return field, error["msg"].removeprefix("Value error, ")
     got = repr(error.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
     return field, f"{error['msg']}, got {got}"

@@ -194,6 +194,13 @@ class SurrogateSettings(_Strict):
     prediction: Literal["v", "epsilon"] = "v"
     residual: Literal["mean_scale", "mean", "none"] = "mean_scale"
 
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 1 <= w <= 100_000 for w in value):
+            raise ValueError("must be one or more layer widths, each a whole number from 1 to 100000")
+        return value
+
     @model_validator(mode="after")
     def _steps(self) -> SurrogateSettings:
         if self.ddim_steps > self.train_steps:
@@ -311,5 +318,5 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         if err["type"] == "extra_forbidden":
             message = f"unknown key {str(err['loc'][-1])!r}"
         else:
-            message = f"{err['msg']}, got {err.get('input')!r}"
+            message = f"{err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"
         raise ConfigError(field, message) from None
