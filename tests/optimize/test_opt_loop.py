@@ -186,3 +186,14 @@ def test_published_rule_keeps_sigma_and_applies_eq5_in_raw_units(tmp_path: Path)
 def test_carried_adam_survives_the_commit_to_one_category(tmp_path: Path) -> None:
     records = run_loop(bowl_problem(), replace(SMALL, adam="carry", commit_iterations=1), tmp_path / "run", 3)
     assert [r["phase"] for r in records] == ["local", "local", "commit"]
+
+
+@pytest.mark.parametrize("damage", ["{junk", '{"names": []}', ""])
+def test_a_damaged_covariance_file_is_named_and_nothing_is_written(tmp_path: Path, damage: str) -> None:
+    from detopt.errors import DataError
+
+    run_loop(bowl_problem(), SMALL, tmp_path / "run", 2)
+    (iteration_dir(tmp_path / "run", 1) / "covariance_next.json").write_text(damage)
+    with pytest.raises(DataError, match=r"iterations/0001/covariance_next.json: cannot be read .*iterations 0-0 are intact"):
+        run_loop(bowl_problem(), SMALL, tmp_path / "run", 3)
+    assert not iteration_dir(tmp_path / "run", 2).exists()

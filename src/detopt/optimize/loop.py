@@ -748,8 +748,8 @@ def _run_iteration(
 ) -> IterationRecord:
     t_start = time.perf_counter()
     folder = run.iteration(iteration)
+    state = load_state(problem, settings, run, iteration)  # a damaged previous iteration stops here, nothing written
     folder.mkdir(parents=True, exist_ok=True)
-    state = load_state(problem, settings, run, iteration)
     phase = settings.phase(iteration, iterations)
     if phase == "commit":
         state.space = committed(state.space)

@@ -91,8 +91,10 @@ class RunDirectory:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             return data[key]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            last = self.completed() - 2  # the damaged file belongs to the last complete iteration
+            intact = f"iterations 0-{last} are intact" if last >= 0 else "no earlier iteration is intact"
             raise DataError(
-                f"{path}: cannot be read ({type(exc).__name__}: {exc}); iterations 0-{self.completed() - 2} are intact: "
+                f"{path}: cannot be read ({type(exc).__name__}: {exc}); {intact}: "
                 "delete the damaged iteration folder and rerun to redo it"
             ) from None
 
