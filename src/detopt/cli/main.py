@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -211,11 +211,15 @@ def report(
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run directory.")],
     events: Annotated[int, typer.Option("--events", "-n", help="Fresh events per design.")] = 8000,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="Run configuration of the problem (needed for a run started from Python).")] = None,
+    simulator: Annotated[Optional[str], typer.Option(
+        "--simulator", help="Judge a calorimeter with this simulator instead of the run's: fastsim or geant4.")] = None,
 ) -> None:
     """Judge the start and the current design of a run by fresh simulation (writes RUN/evaluation.json)."""
     from detopt.optimize.cli_commands import evaluate_command
 
-    raise typer.Exit(evaluate_command(run, events))
+    raise typer.Exit(evaluate_command(run, events, config=config, simulator=simulator))
 
 
 geant4_app = typer.Typer(name="geant4", help="The Geant4 backend (needs the geant4 extra; see docs/geant4.md).", no_args_is_help=True)

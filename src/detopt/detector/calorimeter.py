@@ -139,8 +139,9 @@ class CalorimeterLayout(BaseModel):
         """The design parameter names this layout reads."""
         return {f"{spec.name}_{kind}" for spec in self.layers for kind in ("thickness", "material")}
 
-    def build(self, design: Mapping[str, float | str]) -> SamplingCalorimeter:
-        """Make the calorimeter of one concrete design (continuous values, chosen categories)."""
+    def build(self, design: Mapping[str, float | str], materials: Mapping[str, Material] | None = None) -> SamplingCalorimeter:
+        """Make the calorimeter of one concrete design (continuous values, chosen categories); ``materials``
+        extends the built-in table."""
         layers = []
         for spec in self.layers:
             t_key, m_key = f"{spec.name}_thickness", f"{spec.name}_material"
@@ -153,7 +154,7 @@ class CalorimeterLayout(BaseModel):
             if isinstance(thickness, str):
                 raise ConfigError(t_key, f"must be a number of cm, got {thickness!r}")
             try:
-                mat = get_material(str(material))
+                mat = get_material(str(material), materials)
             except ConfigError as exc:
                 raise ConfigError(m_key, exc.message) from None
             layers.append(Layer(spec.name, mat, float(thickness), spec.active))

@@ -9,7 +9,10 @@ stated (they are flagged so that a user can replace them; see ``docs/physics.md`
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from detopt.errors import ConfigError
 
@@ -37,6 +40,8 @@ class Material:
     z_eff: float
     z_over_a: float
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: how the Geant4 backend builds a user material: {"nist": "G4_..."} or {"elements": {"Pb": 1, "O": 1}}
+    geant4: dict[str, object] | None = field(default=None, compare=False, repr=False)
 
     @property
     def moliere_radius_cm(self) -> float:
@@ -120,9 +125,10 @@ def material_table() -> dict[str, Material]:
     return _build_table()
 
 
-def get_material(name: str) -> Material:
-    """Look a material up by name (case-insensitive, a few common aliases)."""
-    table = _build_table()
+def get_material(name: str, extra: Mapping[str, Material] | None = None) -> Material:
+    """Look a material up by name (case-insensitive, a few common aliases) in the built-in table and ``extra``
+    (a user's materials, :func:`load_material_file`)."""
+    table = {**_build_table(), **(extra or {})}
     if name in table:
         return table[name]
     lowered = {k.lower(): k for k in table}
@@ -142,3 +148,81 @@ def validate_material(m: Material) -> Material:
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ConfigError(f"material[{m.name}].{attr}", f"must be a finite number > 0, got {v!r}")
     return m
+
+
+_FILE_KEYS = {
+    "density_g_cm3", "radiation_length_cm", "nuclear_interaction_length_cm", "pion_interaction_length_cm",
+    "critical_energy_mev", "dedx_min_mev_cm", "z_eff", "z_over_a",
+}
+
+
+def material_from_mapping(entry: Mapping[str, Any], field: str, source: str) -> Material:
+    """One user material (the keys of :class:`Material`; ``pion_interaction_length_cm`` defaults to
+    lambda_I x 1.15, the heavy-material ratio of the PDG tables), checked key by key."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(field, "each material must be a mapping of its properties")
+    unknown = sorted(set(entry) - _FILE_KEYS - {"name", "geant4"})
+    if unknown:
+        raise ConfigError(f"{field}.{unknown[0]}", f"unknown key; allowed: name, geant4, {', '.join(sorted(_FILE_KEYS))}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{field}.name", f"must be a non-empty name, got {name!r}")
+    values: dict[str, float] = {}
+    for key in sorted(_FILE_KEYS):
+        if key not in entry:
+            if key == "pion_interaction_length_cm" and "nuclear_interaction_length_cm" in entry:
+                continue
+            raise ConfigError(f"{field}.{key}", "missing (every property of the material is needed)")
+        v = entry[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ConfigError(f"{field}.{key}", f"must be a finite number > 0, got {v!r}")
+        values[key] = float(v)
+    sources = {k: source for k in ("density", "X0", "lambda_I", "E_c", "dE/dx_min", "Z", "Z/A", "lambda_pi")}
+    if "pion_interaction_length_cm" not in values:
+        values["pion_interaction_length_cm"] = values["nuclear_interaction_length_cm"] * 1.15
+        sources["lambda_pi"] = f"estimate: {_HEAVY_PION}"
+    if values["z_over_a"] > 1:
+        raise ConfigError(f"{field}.z_over_a", f"must be at most 1 (hydrogen), got {values['z_over_a']}")
+    geant4 = entry.get("geant4")
+    if geant4 is not None:
+        geant4 = _geant4_entry(geant4, f"{field}.geant4")
+    return Material(name.strip(), sources=sources, geant4=geant4, **values)
+
+
+def _geant4_entry(value: Any, field: str) -> dict[str, object]:
+    if isinstance(value, Mapping) and set(value) == {"nist"} and isinstance(value["nist"], str) and value["nist"].startswith("G4_"):
+        return {"nist": value["nist"]}
+    if isinstance(value, Mapping) and set(value) == {"elements"} and isinstance(value["elements"], Mapping) and value["elements"]:
+        elements = {}
+        for symbol, atoms in value["elements"].items():
+            if not isinstance(symbol, str) or not symbol.isalpha() or isinstance(atoms, bool) or not isinstance(atoms, int) or atoms < 1:
+                raise ConfigError(field, f"elements must map element symbols to whole numbers of atoms >= 1, got {symbol!r}: {atoms!r}")
+            elements[symbol] = atoms
+        return {"elements": elements}
+    raise ConfigError(field, f"must be {{nist: G4_<name>}} or {{elements: {{symbol: atoms, ...}}}}, got {value!r}")
+
+
+def load_material_file(path: str | Path, field: str = "materials") -> dict[str, Material]:
+    """A user's YAML material file (a list under ``materials:``), every entry checked, names unique and not
+    already in the built-in table (so a built-in material is never silently replaced)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(field, f"material file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(field, f"cannot read the material file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(field, f"malformed YAML in {path}: {exc}") from None
+    if not isinstance(raw, Mapping) or set(raw) != {"materials"} or not isinstance(raw["materials"], list) or not raw["materials"]:
+        raise ConfigError(field, f"{path} must hold one key, materials: a list of materials")
+    builtin = {k.lower() for k in _build_table()} | set(_ALIASES)
+    table: dict[str, Material] = {}
+    for i, entry in enumerate(raw["materials"]):
+        material = material_from_mapping(entry, f"{field}[{i}]", f"user file {path.name}")
+        if material.name.lower() in builtin or material.name in table:
+            raise ConfigError(f"{field}[{i}].name", f"{material.name!r} is already defined (built-in or earlier in the file)")
+        table[material.name] = material
+    return table

@@ -7,6 +7,7 @@ prints them as one line.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,21 +86,27 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     from detopt.errors import ConfigError
     from detopt.optimize.loop import load_records
 
+    from detopt.optimize.run_directory import read_run_info
+
     run = Path(run)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError("run", f"{run} is not a detopt run directory (no config.yaml)")
+    if not run.is_dir():
+        raise ConfigError("run", f"{run} is not a folder")
+    info = read_run_info(run)
     records = load_records(run)
     if not records:
         echo(f"{run}: no complete iteration yet")
         return 0
     last = records[-1]
     echo(f"{run}: {len(records)} complete iteration(s)")
-    echo(f"  reconstruction loss L (current design): {last['reconstruction_loss']:.4f}  (first: {records[0]['reconstruction_loss']:.4f})")
-    echo(f"  surrogate loss L': {last['surrogate_loss_start']:.4f} -> {last['surrogate_loss_end']:.4f}")
+    echo(f"  reconstruction loss L (current design): {last['reconstruction_loss']:.4g}  (first: {records[0]['reconstruction_loss']:.4g})")
+    echo(f"  surrogate loss L': {last['surrogate_loss_start']:.4g} -> {last['surrogate_loss_end']:.4g}")
     events = sum(int(r["n_events"]) for r in records)
     echo(f"  phase: {last['phase']}; sampling width next: {last['next_width']:.3g} x sigma; simulated events: {events:,}")
     for name, value in last["next_monitors"].items():
-        echo(f"  {name}: {value:.6g}")
+        spec = info["monitors"].get(name) or {}
+        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        limit = f" (limit {spec['limit']:.6g}{unit})" if spec.get("limit") is not None else ""
+        echo(f"  {name}: {value:.6g}{unit}{limit}")
     from detopt.design import DesignSpace
     from detopt.optimize.loop import iteration_dir
 
@@ -118,53 +125,56 @@ def report_command(run: str | Path, output: str | Path | None = None, echo: Echo
 
 
 
-def evaluate_command(run: str | Path, n_events: int = 8000, echo: Echo = _echo) -> int:
-    """``detopt evaluate RUN``: the start and the current design judged by fresh simulation.
+def evaluate_command(
+    run: str | Path, n_events: int = 8000, echo: Echo = _echo, config: str | Path | None = None,
+    simulator: str | None = None,
+) -> int:
+    """``detopt evaluate RUN [--config CONFIG] [--simulator fastsim|geant4]``: the start and the current design
+    judged by fresh simulation (``evaluate_run``), written to ``RUN/evaluation.json``.
 
-    Each design gets ``n_events`` new events (a seed the run never used) and a freshly trained
-    reconstruction; its eq.-10 loss on held-out events is compared, and the result is written
-    to ``RUN/evaluation.json``.
+    The simulation is the run's own (its ``config.yaml``), or that of ``config`` (a run started from
+    Python has no configuration); ``simulator`` judges a calorimeter found on the fast simulator with
+    Geant4 (or the other way round).
     """
-    import json
-
-    from detopt.atomic import write_text_atomic
-    from detopt.design import DesignSpace
     from detopt.errors import ConfigError
     from detopt.optimize.config import load_config
-    from detopt.optimize.evaluate import fresh_reconstruction_loss
-    from detopt.optimize.loop import completed_iterations, iteration_dir
+    from detopt.optimize.evaluate import evaluate_run
     from detopt.optimize.run import build_problem
+    from detopt.optimize.run_directory import read_run_info
 
     run = Path(run)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError("run", f"{run} is not a detopt run directory (no config.yaml)")
+    if not run.is_dir():
+        raise ConfigError("run", f"{run} is not a folder")
     if isinstance(n_events, bool) or not 100 <= n_events <= 10_000_000:  # held in memory together
         raise ConfigError("--events", f"must be a whole number from 100 to 10,000,000, got {n_events!r}")
-    done = completed_iterations(run)
-    if done == 0:
-        raise ConfigError("run", f"{run} has no complete iteration to evaluate")
-    config_path = run / "config.yaml"
+    if simulator is not None and simulator not in ("fastsim", "geant4"):
+        raise ConfigError("--simulator", f"must be fastsim or geant4, got {simulator!r}")
+    info = read_run_info(run)
+    config_path = Path(config) if config is not None else run / "config.yaml"
+    if config is None and not config_path.is_file():
+        raise ConfigError(
+            "--config",
+            f"{run} was started from Python ({info['source']}), so its simulation lives in your code: give --config "
+            "with a run configuration of the same problem, or call detopt.optimize.evaluate_run(problem, run_dir)",
+        )
     try:
-        config, base = load_config(config_path)
-    except ConfigError as exc:  # name the run's file, not only the field inside it
+        cfg, base = load_config(config_path)
+    except ConfigError as exc:  # name the file, not only the field inside it
         raise ConfigError(exc.field if exc.field == str(config_path) else f"{config_path}: {exc.field}", exc.message) from None
-    problem = build_problem(config, base)
-    start = DesignSpace.load(iteration_dir(run, 0) / "design.json")
-    final = DesignSpace.load(iteration_dir(run, done - 1) / "design_next.json")
-    result: dict[str, Any] = {"iterations": done, "events_per_design": n_events}
-    for name, space in (("start", start), ("final", final)):
-        design = space.current_design()
-        result[name] = {"design": design, **fresh_reconstruction_loss(problem, design, n_events=n_events)}
+    problem = build_problem(cfg, base, simulator=simulator)
+    result = evaluate_run(problem, run, n_events=n_events)
+    if simulator is not None:
+        result["simulator"] = simulator
+    for name in ("start", "final"):
         r = result[name]
-        echo(f"{name:5s} design: L = {r['loss']:.4f} +- {r['loss_error']:.4f} (fresh simulation, {r['n_test']} test events)")
+        echo(f"{name:5s} design: L = {r['loss']:.4g} +- {r['loss_error']:.2g} (fresh simulation, {r['n_test']} test events)")
     for name, monitor in problem.monitors.items():
-        import torch
+        unit = f" {monitor.unit}" if monitor.unit else ""
+        limit = f" (limit {monitor.limit:g}{unit})" if monitor.limit is not None else ""
+        echo(f"final {name}: {result['final'][name]:.6g}{unit}{limit}")
+    echo(f"improvement of the reconstruction loss: {100 * result['relative_improvement']:.1f}%")
+    from detopt.atomic import write_text_atomic
 
-        value = float(monitor.function(torch.as_tensor(final.current_encoding(), dtype=torch.float64)))
-        result["final"][name] = value
-        echo(f"final {name}: {value:.6g} (limit {monitor.limit:g} {monitor.unit})")
-    gain = 1.0 - result["final"]["loss"] / result["start"]["loss"]
-    result["relative_improvement"] = gain
-    echo(f"improvement of the reconstruction loss: {100 * gain:.1f}%")
-    write_text_atomic(run / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    name = "evaluation.json" if simulator is None else f"evaluation_{simulator}.json"
+    write_text_atomic(run / name, json.dumps(result, indent=2) + "\n")
     return 0

@@ -53,8 +53,71 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CommandSettings(_Strict):
+    """An external program run once per design (detopt.simulation.external.CommandSimulation)."""
+
+    #: the command line, a string (split like a shell would, no shell features) or a list of arguments;
+    #: placeholders {design_json} {output} {seed} {n_events} {python} {config_dir}
+    run: str | list[str]
+    #: what the program writes to {output}: a ROOT file with one TTree (read with uproot) or a Parquet table
+    format: Literal["root", "parquet"] = "root"
+    #: the TTree to read (None: the file's only tree)
+    tree: str | None = None
+    #: folder the program runs in (relative to the configuration; None: the configuration's folder)
+    working_dir: str | None = None
+    #: extra environment variables of the program
+    environment: dict[str, str] = {}
+
+    @field_validator("run")
+    @classmethod
+    def _command(cls, value: str | list[str]) -> str | list[str]:
+        import shlex
+
+        from detopt.simulation.external import check_template
+
+        try:
+            argv = shlex.split(value) if isinstance(value, str) else list(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command line: {exc}") from None
+        if not argv or not argv[0].strip():
+            raise ValueError("must name a program")
+        check_template(argv, "simulation.command.run")
+        return value
+
+    def argv(self) -> tuple[str, ...]:
+        import shlex
+
+        return tuple(shlex.split(self.run) if isinstance(self.run, str) else self.run)
+
+
+class ColumnSettings(_Strict):
+    """Which columns (ROOT branches, Parquet columns, keys of returned arrays) the loop reads."""
+
+    features: list[str] = Field(min_length=1)  # what the reconstruction sees
+    targets: list[str] = Field(min_length=1)  # the truth it reconstructs
+    context: list[str] = []  # known per event and given to the reconstruction (e.g. a particle flag)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ColumnSettings:
+        names = [*self.features, *self.targets, *self.context]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"a column may be used once; repeated: {', '.join(repeated)}")
+        if any(not n.strip() for n in names):
+            raise ValueError("column names must not be empty")
+        return self
+
+
 class SimulationSettings(_Strict):
-    simulator: Literal["fastsim", "geant4"] = "fastsim"
+    #: fastsim / geant4: the built-in calorimeter (needs `detector`); command: an external program;
+    #: python: a function package.module:function(design, n_events, seed)
+    simulator: Literal["fastsim", "geant4", "command", "python"] = "fastsim"
+    #: simulator: command
+    command: CommandSettings | None = None
+    #: simulator: python, the entry point package.module:function (module found on python_path)
+    function: str | None = None
+    #: simulator: command or python; which columns are features, targets and context
+    columns: ColumnSettings | None = None
     #: Geant4 data folder (official data sets, or one made by `detopt geant4 offline-data DIR`); None: look
     #: in the usual variables (GEANT4_DATA_DIR, G4*DATA).
     geant4_data_dir: str | None = None
@@ -66,12 +129,39 @@ class SimulationSettings(_Strict):
     #: differences are then far less noisy (common random numbers)
     common_random_numbers: bool = True
 
+    @field_validator("energy_range_gev", mode="before")
+    @classmethod
+    def _one_energy(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (value, value)  # a single beam energy
+        return value
+
     @field_validator("energy_range_gev")
     @classmethod
     def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] < value[1] <= 100_000:
-            raise ValueError(f"must be (min, max) with 0 < min < max <= 100000 GeV, got {value}")
+        if not 0 < value[0] <= value[1] <= 100_000:
+            raise ValueError(f"must be one energy or (min, max) with 0 < min <= max <= 100000 GeV, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> SimulationSettings:
+        builtin = self.simulator in ("fastsim", "geant4")
+        given = {"command": self.command is not None, "function": self.function is not None, "columns": self.columns is not None}
+        needed = {"fastsim": (), "geant4": (), "command": ("command", "columns"), "python": ("function",)}[self.simulator]
+        for key in needed:
+            if not given[key]:
+                raise ConfigError(f"simulation.{key}", f"simulator {self.simulator!r} needs simulation.{key}")
+        allowed = {"fastsim": (), "geant4": (), "command": ("command", "columns"), "python": ("function", "columns")}[self.simulator]
+        for key, present in given.items():
+            if present and key not in allowed:
+                raise ConfigError(f"simulation.{key}", f"is not used by simulator {self.simulator!r}; remove it")
+        if not builtin and self.geant4_data_dir is not None:
+            raise ConfigError("simulation.geant4_data_dir", f"is not used by simulator {self.simulator!r}; remove it")
+        if self.function is not None:
+            from detopt.entry_points import parse_entry_point
+
+            parse_entry_point(self.function, "simulation.function")
+        return self
 
 
 class ExecutionSettings(_Strict):
@@ -104,14 +194,73 @@ class LengthPenaltySettings(_Strict):
 
 
 class CostPenaltySettings(_Strict):
-    limit_eur: float = Field(200_000.0, gt=0)  # AIDO 6.1: cost_max = 200k EUR
-    weight: float = Field(1.0, ge=0)  # AIDO eq. 9
+    limit_eur: float = Field(200_000.0, gt=0, allow_inf_nan=False)  # AIDO 6.1: cost_max = 200k EUR
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)  # AIDO eq. 9
     lengths: dict[str, str] | None = None
+    #: the cost that is constrained: "expected" (eq. 8, probability-weighted) or "built" (each material
+    #: its most probable category: the detector that would be built); both are recorded
+    quantity: Literal["expected", "built"] = "expected"
+
+
+class LinearConstraintSettings(_Strict):
+    """sum_i coefficient_i x parameter_i <= limit, penalized as weight x ReLU(sum - limit)^2 (the eq. 7 form)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    coefficients: dict[str, float] = Field(min_length=1)  # continuous parameter -> coefficient
+    limit: float = Field(allow_inf_nan=False)
+    weight: float = Field(10.0, ge=0, allow_inf_nan=False)
+    unit: str = ""
+
+    @field_validator("coefficients")
+    @classmethod
+    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
+        import math
+
+        for key, c in value.items():
+            if not math.isfinite(c):
+                raise ValueError(f"coefficient of {key!r} must be a finite number, got {c}")
+        return value
+
+
+class CustomConstraintSettings(_Strict):
+    """function(design) <= limit, penalized as weight x ReLU(value - limit)^2 (the eq. 7 form).
+
+    ``function`` is an entry point package.module:function taking a mapping of parameter name ->
+    torch tensor (continuous: the value in its unit; discrete: the category probabilities) and
+    returning a differentiable 0-d tensor.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    function: str
+    limit: float = Field(allow_inf_nan=False)
+    weight: float = Field(10.0, ge=0, allow_inf_nan=False)
+    unit: str = ""
+
+    @field_validator("function")
+    @classmethod
+    def _entry_point(cls, value: str) -> str:
+        from detopt.entry_points import parse_entry_point
+
+        parse_entry_point(value, "function")
+        return value
 
 
 class PenaltySettings(_Strict):
     length: LengthPenaltySettings | None = LengthPenaltySettings()
     cost: CostPenaltySettings | None = CostPenaltySettings()
+    #: constraints linear in the continuous parameters
+    linear: list[LinearConstraintSettings] = []
+    #: constraints computed by a user function
+    custom: list[CustomConstraintSettings] = []
+
+    @model_validator(mode="after")
+    def _names(self) -> PenaltySettings:
+        names = [c.name for c in self.linear] + [c.name for c in self.custom]
+        reserved = {"length_cm", "cost_eur", "built_cost_eur"}
+        for name in names:
+            if names.count(name) > 1 or name in reserved:
+                raise ConfigError("penalties", f"constraint name {name!r} is used twice or reserved ({', '.join(sorted(reserved))})")
+        return self
 
 
 class WidthSettings(_Strict):
@@ -173,12 +322,29 @@ class OptimizerSettings(_Strict):
         return value
 
 
+LOSSES = ("energy_resolution", "relative_resolution", "mse")
+"""Built-in per-event losses: AIDO eq. 10, ((T_reco - T)/T)^2 and (T_reco - T)^2 (mean over targets)."""
+
+
 class ReconstructionSettings(_Strict):
+    #: None: the built-in network (AIDO Tables 2-3) over the features; or an entry point
+    #: package.module:name of a function (design, features, context) -> reconstructed targets, or of a
+    #: class with fit/predict/save/load (detopt.optimize.problem.ReconstructionStep)
+    function: str | None = None
     epochs: int = Field(100, ge=1)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(256, ge=1)
     patience: int | None = Field(10, ge=1)
     use_context: bool = False
+
+    @field_validator("function")
+    @classmethod
+    def _entry_point(cls, value: str | None) -> str | None:
+        if value is not None:
+            from detopt.entry_points import parse_entry_point
+
+            parse_entry_point(value, "reconstruction.function")
+        return value
 
 
 class SurrogateSettings(_Strict):
@@ -192,7 +358,7 @@ class SurrogateSettings(_Strict):
     patience: int | None = Field(10, ge=1)
     warm_start: bool = True
     prediction: Literal["v", "epsilon"] = "v"
-    residual: Literal["mean_scale", "mean", "none"] = "mean_scale"
+    residual: Literal["mean_scale", "mean", "mlp", "none"] = "mean_scale"
 
     @field_validator("hidden")
     @classmethod
@@ -216,12 +382,34 @@ class RunConfig(_Strict):
     run_dir: str | None = None
     design: dict[str, Any] | str
     detector: dict[str, Any] | None = None
+    #: folders (relative to the configuration) where the modules of user entry points are found
+    python_path: list[str] = []
+    #: a YAML file of materials that extends the built-in table (docs/your_detector.md)
+    materials: str | None = None
+    #: the per-event loss: energy_resolution (AIDO eq. 10), relative_resolution ((T_reco - T)/T)^2,
+    #: mse (T_reco - T)^2, or an entry point package.module:function(T_reco, T) -> per-event tensor
+    loss: str = "energy_resolution"
     simulation: SimulationSettings = SimulationSettings()
     execution: ExecutionSettings = ExecutionSettings()
     penalties: PenaltySettings = PenaltySettings()
     optimizer: OptimizerSettings = OptimizerSettings()
     reconstruction: ReconstructionSettings = ReconstructionSettings()
     surrogate: SurrogateSettings = SurrogateSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _user_penalties(cls, data: Any) -> Any:
+        """The length and cost penalties default to the built-in calorimeter's; a user's detector has only
+        the penalties it names."""
+        if isinstance(data, dict) and isinstance(data.get("simulation"), dict):
+            if data["simulation"].get("simulator") in ("command", "python"):
+                penalties = data.get("penalties")
+                penalties = dict(penalties) if isinstance(penalties, dict) else ({} if penalties is None else penalties)
+                if isinstance(penalties, dict):
+                    penalties.setdefault("length", None)
+                    penalties.setdefault("cost", None)
+                    data = {**data, "penalties": penalties}
+        return data
 
     @model_validator(mode="after")
     def _related(self) -> RunConfig:
@@ -231,7 +419,36 @@ class RunConfig(_Strict):
                 f"must be <= simulation.designs_per_iteration = {self.simulation.designs_per_iteration}, "
                 f"got {self.execution.min_designs}",
             )
+        if self.loss not in LOSSES:
+            from detopt.entry_points import parse_entry_point
+
+            try:
+                parse_entry_point(self.loss, "loss")
+            except ConfigError:
+                raise ConfigError("loss", f"must be one of {', '.join(LOSSES)} or an entry point 'package.module:function', got {self.loss!r}") from None
+        builtin = self.simulation.simulator in ("fastsim", "geant4")
+        if not builtin and self.detector is not None:
+            raise ConfigError("detector", f"is the built-in calorimeter's layout, not used by simulator {self.simulation.simulator!r}; remove it")
+        if not builtin and self.reconstruction.use_context and self.simulation.columns is not None and not self.simulation.columns.context:
+            raise ConfigError("reconstruction.use_context", "is true but simulation.columns.context names no column")
+        if self.materials is not None and not builtin:
+            raise ConfigError("materials", f"extends the built-in calorimeter's material table, not used by simulator {self.simulation.simulator!r}")
         return self
+
+    def base_path(self, base_dir: Path | None, value: str) -> Path:
+        """A path of the configuration: relative ones start from the configuration's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or base_dir is None else base_dir / path
+
+    def import_path(self, base_dir: Path | None) -> tuple[str, ...]:
+        """The absolute folders of ``python_path`` (each must exist)."""
+        folders = []
+        for i, value in enumerate(self.python_path):
+            path = self.base_path(base_dir, value).resolve()
+            if not path.is_dir():
+                raise ConfigError(f"python_path[{i}]", f"{path} is not a folder")
+            folders.append(str(path))
+        return tuple(folders)
 
     # ------------------------------------------------------------------ resolved pieces
     def design_space(self, base_dir: Path | None = None) -> DesignSpace:
@@ -245,11 +462,19 @@ class RunConfig(_Strict):
         except ConfigError as exc:
             raise ConfigError(f"design.{exc.field}", exc.message) from None
 
-    def layout(self, space: DesignSpace) -> Any:
+    def material_table(self, base_dir: Path | None = None) -> dict[str, Any]:
+        """The user's materials (``materials``: a YAML file), to extend the built-in table; {} without one."""
+        if self.materials is None:
+            return {}
+        from detopt.detector.materials import load_material_file
+
+        return load_material_file(self.base_path(base_dir, self.materials), field="materials")
+
+    def layout(self, space: DesignSpace, materials: dict[str, Any] | None = None) -> Any:
         from detopt.detector import CalorimeterLayout
 
         if self.detector is None:
-            raise ConfigError("detector", "the fastsim simulator needs a detector layout (layers, transverse_size_cm)")
+            raise ConfigError("detector", f"the {self.simulation.simulator} simulator needs a detector layout (layers, transverse_size_cm)")
         layout = CalorimeterLayout.from_dict(self.detector)
         missing = sorted(
             n for spec in layout.layers for n, fixed in ((f"{spec.name}_thickness", spec.thickness_cm), (f"{spec.name}_material", spec.material))
@@ -257,18 +482,26 @@ class RunConfig(_Strict):
         )
         if missing:
             raise ConfigError("detector.layers", f"the design has no parameter(s) {', '.join(missing)} and the layout fixes none")
-        _check_materials(layout, space)
+        _check_materials(layout, space, materials or {}, self.simulation.simulator)
         return layout
 
     def resolved(self, base_dir: Path | None = None) -> dict[str, Any]:
         """A self-contained mapping (the design inlined) that validates back to the same config."""
         data = self.model_dump(mode="json")
         data["design"] = self.design_space(base_dir).to_dict()
+        data["python_path"] = [str(self.base_path(base_dir, p).resolve()) for p in self.python_path]
+        if self.materials is not None:
+            data["materials"] = str(self.base_path(base_dir, self.materials).resolve())
+        command = data["simulation"].get("command")
+        if command is not None:
+            folder = command.get("working_dir") or "."
+            command["working_dir"] = str(self.base_path(base_dir, folder).resolve())
         return data
 
 
-def _check_materials(layout: Any, space: DesignSpace) -> None:
-    """Every material a layer can take (each category of its material parameter, or the fixed one) is in the table."""
+def _check_materials(layout: Any, space: DesignSpace, extra: dict[str, Any], simulator: str) -> None:
+    """Every material a layer can take (each category of its material parameter, or the fixed one) is in the
+    table (built-in and the user's) and can be built by the chosen simulator."""
     from detopt.detector.materials import get_material
 
     for spec in layout.layers:
@@ -279,7 +512,11 @@ def _check_materials(layout: Any, space: DesignSpace) -> None:
             choices, field = (spec.material,), f"detector.layers[{spec.name}].material"
         for choice in choices:
             try:
-                get_material(str(choice))
+                material = get_material(str(choice), extra)
+                if simulator == "geant4":
+                    from detopt.simulation.geant4.materials import geant4_material_spec
+
+                    geant4_material_spec(material)
             except ConfigError as exc:
                 raise ConfigError(field, exc.message) from None
 

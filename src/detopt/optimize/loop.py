@@ -26,6 +26,7 @@ disk, so a run resumed after iteration k gives the same designs as an uninterrup
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detopt.atomic import write_text_atomic
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError, DataError
 from detopt.execution import Executor, SerialExecutor
@@ -59,8 +61,10 @@ from detopt.optimize.run_directory import (
     FAULTS_FILE,
     ITERATIONS_DIR,
     RECORD_FORMAT,
+    RUN_FILE,
     WRITE_ERRNOS,
     RunDirectory,
+    run_info,
 )
 from detopt.optimize.trust_region import (
     TRUST_REGION_B,
@@ -713,6 +717,14 @@ def run_loop(
     start = run.completed()
     if start >= iterations:
         return run.records()
+    if not (Path(run.path) / RUN_FILE).is_file():  # a run started from Python: status and report read this
+        try:
+            Path(run.path).mkdir(parents=True, exist_ok=True)
+            write_text_atomic(Path(run.path) / RUN_FILE, json.dumps(run_info(settings.seed, "python", problem.monitors), indent=2) + "\n")
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            raise run.write_failure(exc, start) from None
     with executor:
         for iteration in range(start, iterations):
             folder = run.iteration(iteration)
@@ -731,8 +743,8 @@ def run_loop(
 def _summary(record: IterationRecord) -> str:
     monitors = "  ".join(f"{k} {v:.4g}" for k, v in record.next_monitors.items())
     return (
-        f"iter {record.iteration:4d}  L {record.reconstruction_loss:.4f}  L' {record.surrogate_loss_start:.4f}"
-        f"->{record.surrogate_loss_end:.4f}  steps {record.steps:4d} ({record.status})  width {record.width:.3g}"
+        f"iter {record.iteration:4d}  L {record.reconstruction_loss:.4g}  L' {record.surrogate_loss_start:.4g}"
+        f"->{record.surrogate_loss_end:.4g}  steps {record.steps:4d} ({record.status})  width {record.width:.3g}"
         f"  {monitors}  {record.timings['iteration_s']:.1f}s"
     )
 

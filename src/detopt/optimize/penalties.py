@@ -26,6 +26,9 @@ __all__ = [
     "WeightedPenalty",
     "boundary_penalty",
     "boundary_penalty_for",
+    "built_cost_for",
+    "design_tensors",
+    "linear_constraint_for",
     "cost_penalty",
     "cost_penalty_for",
     "default_cost_lengths",
@@ -190,3 +193,36 @@ def cost_penalty_for(space: DesignSpace, max_cost: float, lengths: Mapping[str, 
     """Eq. 9 on the eq. 8 cost of ``space`` against ``max_cost``."""
     cost = expected_cost_for(space, lengths)
     return lambda theta: cost_penalty(cost(theta), max_cost)
+
+
+def _built(theta: torch.Tensor, space: DesignSpace) -> torch.Tensor:
+    """The design tensor with every discrete parameter's probabilities replaced by the one-hot of its most
+    probable category (the detector that would be built); the continuous entries keep their gradient."""
+    parts = []
+    for name, s in sorted(space.encoding_slices().items(), key=lambda item: item[1].start):
+        block = theta[s]
+        if isinstance(space[name], DiscreteParameter):
+            block = torch.nn.functional.one_hot(torch.argmax(block.detach()), s.stop - s.start).to(theta)
+        parts.append(block)
+    return torch.cat(parts)
+
+
+def built_cost_for(space: DesignSpace, lengths: Mapping[str, str] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The eq. 8 cost of the design that would be built: each material its most probable category."""
+    cost = expected_cost_for(space, lengths)
+    return lambda theta: cost(_built(theta, space))
+
+
+def linear_constraint_for(space: DesignSpace, coefficients: Mapping[str, float], field: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """g(theta) = sum_i c_i theta_i over named continuous parameters (a linear constraint's left-hand side)."""
+    index = [_continuous_index(space, name, field) for name in coefficients]
+    c = torch.tensor([float(v) for v in coefficients.values()], dtype=torch.float64)
+    return lambda theta: torch.sum(c.to(theta) * theta[index])
+
+
+def design_tensors(space: DesignSpace, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The design tensor as parameter name -> tensor: a 0-d value (continuous) or the probabilities (discrete)."""
+    return {
+        name: (theta[s] if isinstance(space[name], DiscreteParameter) else theta[s][0])
+        for name, s in space.encoding_slices().items()
+    }

@@ -31,6 +31,7 @@ from detopt.optimize.penalties import WeightedPenalty
 __all__ = [
     "CalorimeterSimulation",
     "Events",
+    "FunctionReconstruction",
     "IdentityReconstruction",
     "Monitor",
     "NetworkReconstruction",
@@ -135,12 +136,13 @@ class CalorimeterSimulation:
     particles: tuple[str, ...] = ("gamma", "pi+")
     energy_range: tuple[float, float] = (1.0, 20.0)
     simulator: Any = None  # default FastShowerSimulator()
+    materials: Mapping[str, Any] | None = None  # user materials extending the built-in table
 
     def __call__(self, design: Mapping[str, float | str], n_events: int, seed: int) -> Events:
         from detopt.simulation import FastShowerSimulator
 
         simulator = self.simulator if self.simulator is not None else FastShowerSimulator()
-        detector = self.layout.build(design)
+        detector = self.layout.build(design, self.materials)
         batch = simulator.simulate(detector, n_events, self.particles, self.energy_range, int(seed))
         return Events(
             features=np.asarray(batch.active_deposits, dtype=np.float64),
@@ -152,10 +154,13 @@ class CalorimeterSimulation:
 class NetworkReconstruction:
     """The AIDO reconstruction network (Tables 2-3, eq. 10) behind the loop's interface, with warm start."""
 
-    def __init__(self, n_design: int, n_features: int, config: Any = None, n_context: int = 0) -> None:
+    def __init__(
+        self, n_design: int, n_features: int, config: Any = None, n_context: int = 0, loss_fn: PerEventLoss | None = None
+    ) -> None:
         from detopt.reconstruction import Reconstruction, ReconstructionConfig
 
         self.n_design, self.n_features, self.n_context = n_design, n_features, n_context
+        self.loss_fn = loss_fn
         self.config = config if config is not None else ReconstructionConfig()
         self.model = Reconstruction(n_design, n_features, n_context)
 
@@ -172,6 +177,7 @@ class NetworkReconstruction:
         result = new.fit(
             design, events.features, self._context(events), events.target[:, 0], config,
             init_from=self.model if (warm and self.model.fitted) else None,
+            loss_fn=None if self.loss_fn is None else _first_target(self.loss_fn),
         )
         self.model = new
         return {
@@ -192,6 +198,56 @@ class NetworkReconstruction:
         from detopt.reconstruction import Reconstruction
 
         self.model = Reconstruction.load(directory)
+
+
+def _first_target(loss_fn: PerEventLoss) -> PerEventLoss:
+    """The per-event loss of a one-target network (n-shaped tensors) through an n x 1 loss function."""
+    return lambda reco, true: loss_fn(reco[:, None], true[:, None]).reshape(-1)
+
+
+class FunctionReconstruction:
+    """A user's reconstruction without training: ``function(design, features, context) -> T_reco``.
+
+    ``design`` maps each parameter name to its per-event values (continuous: numbers; discrete:
+    the chosen category names), ``features`` and ``context`` are n x F and n x C arrays; the
+    function returns n (one target) or n x T numbers. Used for analytic reconstructions
+    (a track fit, a calibration constant) that need no network.
+    """
+
+    def __init__(self, function: Any, space: DesignSpace, n_targets: int) -> None:
+        self.function, self.space, self.n_targets = function, space, n_targets
+
+    def fit(self, design: np.ndarray, events: Events, seed: int, warm: bool) -> dict[str, Any]:
+        return {}
+
+    def predict(self, design: np.ndarray, events: Events) -> np.ndarray:
+        named: dict[str, np.ndarray] = {}
+        for name, s in self.space.encoding_slices().items():
+            parameter = self.space[name]
+            block = design[:, s]
+            if hasattr(parameter, "categories"):
+                named[name] = np.asarray(parameter.categories, dtype=object)[np.argmax(block, axis=1)]
+            else:
+                named[name] = block[:, 0]
+        try:
+            result = np.asarray(self.function(named, events.features, events.context), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"reconstruction.function: {type(exc).__name__}: {exc}") from None
+        if result.ndim == 1:
+            result = result[:, None]
+        if result.shape != (len(events), self.n_targets):
+            raise DataError(
+                f"reconstruction.function returned shape {result.shape}; expected ({len(events)},) or ({len(events)}, {self.n_targets})"
+            )
+        if not np.all(np.isfinite(result)):
+            raise DataError(f"reconstruction.function returned {int(np.sum(~np.isfinite(result)))} NaN or infinite value(s)")
+        return result
+
+    def save(self, directory: Path) -> None:
+        return None
+
+    def load(self, directory: Path) -> None:
+        return None
 
 
 class IdentityReconstruction:

@@ -26,9 +26,13 @@ from detopt.optimize.loop import (
     run_loop,
 )
 from detopt.optimize.penalties import (
-    cost_penalty_for,
+    built_cost_for,
+    cost_penalty,
+    design_tensors,
     expected_cost_for,
+    length_penalty,
     length_penalty_for,
+    linear_constraint_for,
     total_length_for,
 )
 from detopt.optimize.problem import (
@@ -37,13 +41,12 @@ from detopt.optimize.problem import (
     NetworkReconstruction,
     Problem,
 )
+from detopt.optimize.run_directory import RUN_FILE, RUN_FORMAT, run_info
 from detopt.optimize.width import WidthRule
 
 __all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run", "training_device"]
 
 CONFIG_FILE = "config.yaml"
-RUN_FILE = "run.json"
-RUN_FORMAT = "detopt.run/1"
 
 
 @dataclass
@@ -69,48 +72,181 @@ def training_device(name: str) -> str:
     return name
 
 
-def build_problem(config: RunConfig, base_dir: Path | None = None) -> Problem:
-    """The calorimeter problem of a configuration (design, layout, simulator, reconstruction, penalties)."""
+def build_problem(config: RunConfig, base_dir: Path | None = None, simulator: str | None = None) -> Problem:
+    """The problem of a configuration: design, simulation, reconstruction, loss, penalties and monitors.
+
+    Every entry point is imported here, so a typo stops the run before any work; ``simulator``
+    replaces the configured built-in simulator (``detopt evaluate --simulator geant4``).
+    """
+    space = config.design_space(base_dir)
+    path = config.import_path(base_dir)
+    simulate, n_features, n_context, n_targets = _simulation(config, base_dir, space, path, simulator)
+    loss_fn = _loss(config.loss, path)
+    reconstruction = _reconstruction(config, space, path, n_features, n_context, n_targets, loss_fn)
+    penalties, monitors = _penalties(config, space, path)
+    return Problem(space=space, simulate=simulate, reconstruction=reconstruction, penalties=penalties,
+                   loss_fn=loss_fn, monitors=monitors)
+
+
+def _simulation(
+    config: RunConfig, base_dir: Path | None, space: Any, path: tuple[str, ...], simulator: str | None
+) -> tuple[Any, int, int, int]:
+    """The simulation callable with the number of features, context columns and targets it yields."""
+    sim = config.simulation
+    kind = simulator or sim.simulator
+    if kind in ("fastsim", "geant4"):
+        from detopt.simulation import parse_particles
+
+        materials = config.material_table(base_dir)
+        if simulator is not None and sim.simulator not in ("fastsim", "geant4"):
+            raise ConfigError("--simulator", f"replaces the built-in calorimeter simulator; this run uses {sim.simulator!r}")
+        layout = config.model_copy(update={"simulation": sim.model_copy(update={"simulator": kind})}).layout(space, materials)
+        try:
+            particles = tuple(parse_particles(list(sim.particles)))
+        except ConfigError as exc:
+            raise ConfigError("simulation.particles", exc.message) from None
+        engine = None
+        if kind == "geant4":
+            from detopt.simulation.geant4 import Geant4Simulator
+
+            data_dir = None if sim.geant4_data_dir is None else Path(sim.geant4_data_dir).expanduser().resolve()
+            engine = Geant4Simulator(data_dir=data_dir)
+        simulate = CalorimeterSimulation(layout, particles, tuple(sim.energy_range_gev), simulator=engine,
+                                         materials=materials or None)
+        return simulate, sum(1 for spec in layout.layers if spec.active), len(particles), 1
+    from detopt.entry_points import parse_entry_point
+    from detopt.simulation.external import ColumnMap, CommandSimulation, PythonSimulation
+
+    columns = None
+    if sim.columns is not None:
+        columns = ColumnMap(tuple(sim.columns.features), tuple(sim.columns.targets), tuple(sim.columns.context))
+    if kind == "command":
+        assert sim.command is not None and columns is not None  # the settings' validator checked it
+        folder = config.base_path(base_dir, sim.command.working_dir or ".").resolve()
+        if not folder.is_dir():
+            raise ConfigError("simulation.command.working_dir", f"{folder} is not a folder")
+        config_dir = str((base_dir or Path(".")).resolve())
+        simulate: Any = CommandSimulation(
+            sim.command.argv(), columns, sim.command.format, sim.command.tree, str(folder), config_dir,
+            config.execution.timeout_s, tuple(sorted(sim.command.environment.items())),
+        )
+        _check_program(simulate.argv(Path("design.json"), Path("events"), 0, 1)[0], folder)
+        return simulate, len(columns.features), len(columns.context), len(columns.targets)
+    function = parse_entry_point(sim.function, "simulation.function", path)
+    function.load()
+    if columns is None:
+        raise ConfigError("simulation.columns", "name the features and targets (a python simulation returning Events "
+                          "is used through the Python API, detopt.optimize.run_loop)")
+    return PythonSimulation(function, columns), len(columns.features), len(columns.context), len(columns.targets)
+
+
+def _check_program(program: str, folder: Path) -> None:
+    import shutil
+
+    candidate = Path(program) if Path(program).is_absolute() or "/" in program else None
+    if candidate is not None:
+        candidate = candidate if candidate.is_absolute() else folder / candidate
+        if not candidate.is_file():
+            raise ConfigError("simulation.command.run", f"program {program!r} not found (looked in {folder})")
+    elif shutil.which(program) is None:
+        raise ConfigError("simulation.command.run", f"program {program!r} is not on PATH")
+
+
+def _loss(name: str, path: tuple[str, ...]) -> Any:
+    from detopt.reconstruction.loss import BUILTIN_LOSSES
+
+    if name in BUILTIN_LOSSES:
+        return BUILTIN_LOSSES[name]
+    from detopt.entry_points import parse_entry_point
+
+    return parse_entry_point(name, "loss", path).load()
+
+
+def _reconstruction(
+    config: RunConfig, space: Any, path: tuple[str, ...], n_features: int, n_context: int, n_targets: int, loss_fn: Any
+) -> Any:
     from detopt.reconstruction import ReconstructionConfig
 
-    space = config.design_space(base_dir)
-    layout = config.layout(space)
-    sim = config.simulation
-    from detopt.simulation import parse_particles
-
-    try:
-        particles = tuple(parse_particles(list(sim.particles)))
-    except ConfigError as exc:
-        raise ConfigError("simulation.particles", exc.message) from None
-    simulator = None
-    if sim.simulator == "geant4":
-        from detopt.simulation.geant4 import Geant4Simulator
-
-        data_dir = None if sim.geant4_data_dir is None else Path(sim.geant4_data_dir).expanduser().resolve()
-        simulator = Geant4Simulator(data_dir=data_dir)
-    simulate = CalorimeterSimulation(layout, particles, tuple(sim.energy_range_gev), simulator=simulator)
-    n_features = sum(1 for spec in layout.layers if spec.active)
     rc = config.reconstruction
-    reconstruction = NetworkReconstruction(
+    if rc.function is not None:
+        import inspect
+
+        from detopt.entry_points import parse_entry_point
+        from detopt.optimize.problem import FunctionReconstruction
+
+        obj = parse_entry_point(rc.function, "reconstruction.function", path).load()
+        if inspect.isclass(obj):
+            try:
+                step = obj()
+            except Exception as exc:
+                raise ConfigError("reconstruction.function", f"{rc.function}() failed: {type(exc).__name__}: {exc}") from None
+            missing = [m for m in ("fit", "predict", "save", "load") if not callable(getattr(step, m, None))]
+            if missing:
+                raise ConfigError("reconstruction.function", f"{rc.function} has no method(s) {', '.join(missing)}")
+            return step
+        return FunctionReconstruction(obj, space, n_targets)
+    if n_targets != 1:
+        raise ConfigError("simulation.columns.targets", f"the built-in reconstruction network estimates one target, got {n_targets}; "
+                          "give reconstruction.function for several")
+    return NetworkReconstruction(
         space.encoding_size, n_features,
         ReconstructionConfig(
             lr=rc.lr, epochs=rc.epochs, batch_size=rc.batch_size, patience=rc.patience,
             device=training_device(config.execution.device),
         ),
-        n_context=len(particles) if rc.use_context else 0,
+        n_context=n_context if rc.use_context else 0,
+        loss_fn=None if config.loss == "energy_resolution" else loss_fn,
     )
-    penalties, monitors = [], {}
-    thickness = [f"{spec.name}_thickness" for spec in layout.layers if f"{spec.name}_thickness" in space]
-    if config.penalties.length is not None:
-        lp = config.penalties.length
-        names = lp.parameters if lp.parameters is not None else thickness
+
+
+def _penalties(config: RunConfig, space: Any, path: tuple[str, ...]) -> tuple[list[Any], dict[str, Monitor]]:
+    penalties: list[Any] = []
+    monitors: dict[str, Monitor] = {}
+    layers = (config.detector or {}).get("layers") or []
+    thickness = [f"{layer['name']}_thickness" for layer in layers if isinstance(layer, dict) and f"{layer.get('name')}_thickness" in space]
+    length, cost = config.penalties.length, config.penalties.cost
+    if length is not None:
+        lp = length
+        names = lp.parameters if lp.parameters is not None else (thickness if config.detector is not None else None)
         penalties.append((length_penalty_for(space, lp.limit_cm, names), lp.weight))
         monitors["length_cm"] = Monitor(total_length_for(space, names), lp.limit_cm, "cm")
-    if config.penalties.cost is not None:
-        cp = config.penalties.cost
-        penalties.append((cost_penalty_for(space, cp.limit_eur, cp.lengths), cp.weight))
-        monitors["cost_eur"] = Monitor(expected_cost_for(space, cp.lengths), cp.limit_eur, "EUR")
-    return Problem(space=space, simulate=simulate, reconstruction=reconstruction, penalties=penalties, monitors=monitors)
+    if cost is not None:
+        cp = cost
+        expected, built = expected_cost_for(space, cp.lengths), built_cost_for(space, cp.lengths)
+        constrained = expected if cp.quantity == "expected" else built
+        penalties.append((lambda theta, c=constrained, m=cp.limit_eur: cost_penalty(c(theta), m), cp.weight))
+        monitors["cost_eur"] = Monitor(expected, cp.limit_eur, "EUR")
+        if space.discrete:
+            monitors["built_cost_eur"] = Monitor(built, cp.limit_eur, "EUR")
+    for i, lc in enumerate(config.penalties.linear):
+        g = linear_constraint_for(space, lc.coefficients, f"penalties.linear[{i}].coefficients")
+        penalties.append((lambda theta, g=g, m=lc.limit: length_penalty(g(theta), m), lc.weight))
+        monitors[lc.name] = Monitor(g, lc.limit, lc.unit)
+    for i, cc in enumerate(config.penalties.custom):
+        from detopt.entry_points import parse_entry_point
+
+        field = f"penalties.custom[{i}].function"
+        function = parse_entry_point(cc.function, field, path).load()
+        g = _custom_constraint(function, space, field)
+        penalties.append((lambda theta, g=g, m=cc.limit: length_penalty(g(theta), m), cc.weight))
+        monitors[cc.name] = Monitor(g, cc.limit, cc.unit)
+    return penalties, monitors
+
+
+def _custom_constraint(function: Any, space: Any, field: str) -> Any:
+    """A user constraint as a function of the design tensor; tried once on the current design."""
+    import torch
+
+    def g(theta: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(function(design_tensors(space, theta))).reshape(())
+
+    try:
+        value = g(torch.as_tensor(space.current_encoding(), dtype=torch.float64))
+    except Exception as exc:
+        raise ConfigError(field, f"failed on the start design: {type(exc).__name__}: {exc}") from None
+    if not torch.isfinite(value):
+        raise ConfigError(field, f"returned {float(value)} on the start design; it must return a finite number")
+    return g
 
 
 def loop_settings(config: RunConfig) -> LoopSettings:
@@ -206,7 +342,7 @@ def prepare_run(
     check_run_dir(path)
     try:
         write_text_atomic(path / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
-        write_text_atomic(path / RUN_FILE, json.dumps({"format": RUN_FORMAT, "seed": config.seed}, indent=2) + "\n")
+        write_text_atomic(path / RUN_FILE, json.dumps(run_info(config.seed, "config", problem.monitors), indent=2) + "\n")
     except OSError as exc:  # a disk that filled up since the check: one clear line, the old files intact
         raise ConfigError("run_dir", f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
     return PreparedRun(config, resolved, problem, settings, path, config.iterations)

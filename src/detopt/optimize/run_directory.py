@@ -20,15 +20,21 @@ from detopt.atomic import write_text_atomic
 from detopt.errors import ConfigError, DataError
 
 __all__ = [
+    "RUN_FILE",
+    "RUN_FORMAT",
     "DONE_FILE",
     "FAULTS_FILE",
     "ITERATIONS_DIR",
     "RECORD_FORMAT",
     "WRITE_ERRNOS",
     "RunDirectory",
+    "read_run_info",
+    "run_info",
     "to_jsonable",
 ]
 
+RUN_FILE = "run.json"
+RUN_FORMAT = "detopt.run/1"
 ITERATIONS_DIR = "iterations"
 DONE_FILE = "done.json"
 FAULTS_FILE = "faults.jsonl"
@@ -122,3 +128,31 @@ class RunDirectory:
             f"cannot write {where} ({exc.strerror or exc}) during iteration {iteration}; {kept}; "
             "free space or fix the permissions, then rerun the same command to resume",
         )
+
+
+def run_info(seed: int, source: str, monitors: dict[str, Any]) -> dict[str, Any]:
+    """What ``run.json`` holds: the seed, where the run was started from ("config" or "python") and the
+    recorded quantities with their limits and units (so status and report need no configuration)."""
+    return {
+        "format": RUN_FORMAT, "seed": int(seed), "source": source,
+        "monitors": {name: {"limit": m.limit, "unit": m.unit} for name, m in monitors.items()},
+    }
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run directory; a ConfigError naming the folder when it is not a detopt run."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        if (Path(run_dir) / "config.yaml").is_file():  # written before run.json recorded the monitors
+            return {"format": RUN_FORMAT, "source": "config", "monitors": {}}
+        raise ConfigError("run", f"{run_dir} is not a detopt run directory (no run.json)")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: damaged ({type(exc).__name__}); it is rewritten when the run is resumed") from None
+    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
+        raise DataError(f"{path}: not a detopt run file (format {info.get('format') if isinstance(info, dict) else None!r})")
+    info.setdefault("source", "config")
+    monitors = info.get("monitors")
+    info["monitors"] = monitors if isinstance(monitors, dict) else {}
+    return info

@@ -50,3 +50,29 @@ def energy_resolution_loss(
     if per_event.numel() == 0:
         raise DataError("energy_resolution_loss: no events to reduce over")
     return per_event.mean() if reduction == "mean" else per_event.sum()
+
+
+def relative_resolution_loss(t_rec: torch.Tensor, t_true: torch.Tensor) -> torch.Tensor:
+    """Per-event ((T_rec - T_true) / T_true)^2: the relative resolution squared (e.g. sigma_p / p)."""
+    if t_rec.shape != t_true.shape:
+        raise DataError(f"relative_resolution_loss: shapes {tuple(t_rec.shape)} and {tuple(t_true.shape)} differ")
+    return ((t_rec - t_true) / t_true) ** 2
+
+
+def squared_error_loss(t_rec: torch.Tensor, t_true: torch.Tensor) -> torch.Tensor:
+    """Per-event (T_rec - T_true)^2 (mean squared error once averaged)."""
+    if t_rec.shape != t_true.shape:
+        raise DataError(f"squared_error_loss: shapes {tuple(t_rec.shape)} and {tuple(t_true.shape)} differ")
+    return (t_rec - t_true) ** 2
+
+
+def _eq10_per_event(t_rec: torch.Tensor, t_true: torch.Tensor) -> torch.Tensor:
+    return energy_resolution_loss(t_rec, t_true, reduction="none")
+
+
+BUILTIN_LOSSES = {
+    "energy_resolution": _eq10_per_event,
+    "relative_resolution": relative_resolution_loss,
+    "mse": squared_error_loss,
+}
+"""Per-event losses by the name a run configuration uses (``loss:``)."""

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,8 +268,9 @@ class Reconstruction:
         e_true: ArrayLike,
         config: ReconstructionConfig | None = None,
         init_from: "Reconstruction | None" = None,
+        loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None" = None,
     ) -> FitResult:
-        """Train on AIDO eq. 10 with Adam; returns (and stores in ``history``) what happened.
+        """Train on AIDO eq. 10 (or the per-event ``loss_fn(T_reco, T_true)``) with Adam; returns (and stores in ``history``) what happened.
 
         Without ``init_from`` the standardizers are fitted on the training split and the
         weights drawn fresh from ``config.seed``; with it, weights, standardizers and Adam
@@ -285,7 +286,7 @@ class Reconstruction:
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         try:
-            return self._fit(design, features, context, e_true, config, init_from)
+            return self._fit(design, features, context, e_true, config, init_from, loss_fn or _eq10)
         finally:
             torch.set_num_threads(threads)
 
@@ -297,6 +298,7 @@ class Reconstruction:
         e_true: ArrayLike,
         config: ReconstructionConfig,
         init_from: "Reconstruction | None",
+        loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]",
     ) -> FitResult:
         d, f, c, e = self._prepare(design, features, context, e_true)
         assert e is not None  # e_true was given
@@ -346,8 +348,8 @@ class Reconstruction:
 
         start = time.perf_counter()
         result = FitResult(
-            initial_train_loss=_eval_loss(net, *tr),
-            initial_val_loss=_eval_loss(net, *va) if n_val else None,
+            initial_train_loss=_eval_loss(net, *tr, loss_fn=loss_fn),
+            initial_val_loss=_eval_loss(net, *va, loss_fn=loss_fn) if n_val else None,
             warm_start=init_from is not None,
             n_train=n - n_val,
             n_val=n_val,
@@ -374,7 +376,7 @@ class Reconstruction:
             total = 0.0
             for start_i in range(0, n_train, config.batch_size):
                 idx = order[start_i : start_i + config.batch_size]
-                loss = energy_resolution_loss(net(tr[0][idx], tr[1][idx], tr[2][idx]), tr[3][idx])
+                loss = loss_fn(net(tr[0][idx], tr[1][idx], tr[2][idx]), tr[3][idx]).mean()
                 value = float(loss.detach())
                 _check_finite_loss(value, f"the training loss at epoch {epoch}, batch {start_i // config.batch_size}", config)
                 opt.zero_grad(set_to_none=True)
@@ -383,7 +385,7 @@ class Reconstruction:
                 total += value * idx.shape[0]
             result.train_loss.append(total / n_train)
             if n_val:
-                v = _eval_loss(net, *va)
+                v = _eval_loss(net, *va, loss_fn=loss_fn)
                 _check_finite_loss(v, f"the validation loss after epoch {epoch}", config)
                 result.val_loss.append(v)
                 assert best_val is not None
@@ -580,8 +582,13 @@ def _load_optimizer_state(
 
 
 @torch.no_grad()
+def _eq10(e_rec: torch.Tensor, e_true: torch.Tensor) -> torch.Tensor:
+    return energy_resolution_loss(e_rec, e_true, reduction="none")
+
+
 def _eval_loss(
-    net: ReconstructionNet, d: torch.Tensor, f: torch.Tensor, c: torch.Tensor, e: torch.Tensor
+    net: ReconstructionNet, d: torch.Tensor, f: torch.Tensor, c: torch.Tensor, e: torch.Tensor,
+    loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]" = _eq10,
 ) -> float:
     """AIDO eq. 10 mean over the given events with ``net`` in eval mode (no updates)."""
     was_training = net.training
@@ -589,7 +596,7 @@ def _eval_loss(
     total = 0.0
     for s in range(0, e.shape[0], PREDICT_CHUNK):
         sl = slice(s, s + PREDICT_CHUNK)
-        total += float(energy_resolution_loss(net(d[sl], f[sl], c[sl]), e[sl], reduction="sum"))
+        total += float(loss_fn(net(d[sl], f[sl], c[sl]), e[sl]).sum())
     net.train(was_training)
     return total / e.shape[0]
 

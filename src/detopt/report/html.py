@@ -17,11 +17,6 @@ from detopt.report.figures import plot_composition, plot_constraints, plot_losse
 __all__ = ["write_report"]
 
 
-def _categories(config: dict[str, Any]) -> dict[str, list[str]]:
-    params = (config.get("design") or {}).get("parameters") or []
-    return {p["name"]: list(p["categories"]) for p in params if p.get("type") == "discrete"}
-
-
 def _limits(config: dict[str, Any]) -> dict[str, float]:
     penalties = config.get("penalties") or {}
     limits = {}
@@ -36,27 +31,35 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     """Write ``report/*.png`` and ``report/index.html`` (or ``output``) for the run in ``run_dir``."""
     from detopt.optimize.loop import iteration_dir, load_records
 
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise ConfigError("run", f"{run_dir} is not a detopt run directory (no config.yaml)")
-    from detopt.optimize.config import load_config
+    from detopt.design import DesignSpace
+    from detopt.optimize.run_directory import read_run_info
 
-    try:  # a damaged config.yaml: an error naming the file, before any figure is drawn
-        load_config(config_path)
-    except ConfigError as exc:
-        raise ConfigError(exc.field if exc.field == str(config_path) else f"{config_path}: {exc.field}", exc.message) from None
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError("run", f"{run_dir} is not a folder")
+    info = read_run_info(run_dir)
+    config_path = run_dir / "config.yaml"
+    config: dict[str, Any] = {}
+    if config_path.is_file():
+        from detopt.optimize.config import load_config
+
+        try:  # a damaged config.yaml: an error naming the file, before any figure is drawn
+            load_config(config_path)
+        except ConfigError as exc:
+            raise ConfigError(exc.field if exc.field == str(config_path) else f"{config_path}: {exc.field}", exc.message) from None
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     records = load_records(run_dir)
     if not records:
         raise ConfigError("run", f"{run_dir} has no complete iteration yet")
     out_html = output if output is not None else run_dir / "report" / "index.html"
     folder = out_html.parent
-    categories = _categories(config)
+    start_space = DesignSpace.load(iteration_dir(run_dir, 0) / "design.json")
+    categories = {p.name: list(p.categories) for p in start_space.discrete}
+    limits = {name: float(m["limit"]) for name, m in info["monitors"].items() if m.get("limit") is not None} or _limits(config)
     figures: list[tuple[str, Path]] = [
         ("Detector composition per iteration (AIDO fig. 5)", plot_composition(records, folder / "composition.png", categories)),
         ("Reconstruction loss L and surrogate loss L' (AIDO fig. 6)", plot_losses(records, folder / "losses.png")),
-        ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", _limits(config))),
+        ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", limits)),
         ("Material probabilities (AIDO fig. 9)", plot_probabilities(records, folder / "probabilities.png", categories)),
     ]
     for label, i in (("first", 0), ("last", len(records) - 1)):
@@ -69,8 +72,8 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     first, last = records[0], records[-1]
     rows = [
         ("iterations complete", str(len(records))),
-        ("reconstruction loss L, first -> last", f"{first['reconstruction_loss']:.4f} -> {last['reconstruction_loss']:.4f}"),
-        ("surrogate loss L', first -> last", f"{first['surrogate_loss_start']:.4f} -> {last['surrogate_loss_start']:.4f}"),
+        ("reconstruction loss L, first -> last", f"{first['reconstruction_loss']:.4g} -> {last['reconstruction_loss']:.4g}"),
+        ("surrogate loss L', first -> last", f"{first['surrogate_loss_start']:.4g} -> {last['surrogate_loss_start']:.4g}"),
         *((name, f"{first['monitors'][name]:.6g} -> {last['next_monitors'][name]:.6g}") for name in last["next_monitors"]),
         ("total wall time of the iterations [s]", f"{sum(r['timings']['iteration_s'] for r in records):.1f}"),
     ]

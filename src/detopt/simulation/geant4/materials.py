@@ -30,6 +30,14 @@ COMPOUNDS: Mapping[str, Mapping[str, int]] = MappingProxyType({
 
 def geant4_material_spec(material: Material) -> dict[str, object]:
     """How the worker builds ``material``: ``{"nist": name}`` or ``{"name", "elements", "atoms", "density_g_cm3"}``."""
+    if material.geant4 is not None:  # a user material says how Geant4 builds it
+        if "nist" in material.geant4:
+            return {"nist": material.geant4["nist"]}
+        formula = dict(material.geant4["elements"])  # type: ignore[call-overload]
+        return {
+            "name": f"detopt_{material.name}", "elements": list(formula), "atoms": list(formula.values()),
+            "density_g_cm3": material.density_g_cm3,
+        }
     if material.name in NIST_MATERIALS:
         return {"nist": NIST_MATERIALS[material.name]}
     if material.name in COMPOUNDS:
@@ -41,7 +49,8 @@ def geant4_material_spec(material: Material) -> dict[str, object]:
     allowed = sorted(set(NIST_MATERIALS) | set(COMPOUNDS))
     raise ConfigError(
         f"material[{material.name}]",
-        f"has no Geant4 definition; the Geant4 backend knows {', '.join(allowed)}",
+        f"has no Geant4 definition; the Geant4 backend knows {', '.join(allowed)}, and a user material "
+        "with a geant4 entry ({nist: G4_...} or {elements: {...}})",
     )
 
 
