@@ -131,7 +131,7 @@ CONFIG_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "iterations": bad_int(1),
     "simulation.events_per_design": bad_int(1),
     "simulation.designs_per_iteration": bad_int(2),
-    "simulation.simulator": bad_choice(["fastsim", "geant4"]),
+    "simulation.simulator": bad_choice(["fastsim", "geant4", "command", "python"]),
     "simulation.energy_range_gev": st.one_of(
         st.tuples(st.floats(min_value=1.0, max_value=50.0), st.floats(max_value=0.0)),
         st.tuples(st.floats(max_value=0.0), st.floats(min_value=1.0, max_value=10.0)),
@@ -167,7 +167,7 @@ CONFIG_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "surrogate.ddim_steps": bad_int(1),
     "surrogate.epochs": bad_int(1),
     "surrogate.prediction": bad_choice(["v", "epsilon"]),
-    "surrogate.residual": bad_choice(["mean_scale", "mean", "none"]),
+    "surrogate.residual": bad_choice(["mean_scale", "mean", "mlp", "none"]),
     "penalties.length.limit_cm": bad_positive_float(),
     "penalties.cost.limit_eur": bad_positive_float(),
     "penalties.cost.weight": bad_positive_float(strict=False),

@@ -97,14 +97,22 @@ class ColumnSettings(_Strict):
     targets: list[str] = Field(min_length=1)  # the truth it reconstructs
     context: list[str] = []  # known per event and given to the reconstruction (e.g. a particle flag)
 
+    @field_validator("features", "targets", "context")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        if any(not n.strip() for n in value):
+            raise ValueError("column names must not be empty")
+        repeated = sorted({n for n in value if value.count(n) > 1})
+        if repeated:
+            raise ValueError(f"a column may be used once; repeated: {', '.join(repeated)}")
+        return value
+
     @model_validator(mode="after")
     def _distinct(self) -> ColumnSettings:
         names = [*self.features, *self.targets, *self.context]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"a column may be used once; repeated: {', '.join(repeated)}")
-        if any(not n.strip() for n in names):
-            raise ValueError("column names must not be empty")
+            raise ValueError(f"a column may be used once (features, targets, context); repeated: {', '.join(repeated)}")
         return self
 
 
@@ -121,10 +129,10 @@ class SimulationSettings(_Strict):
     #: Geant4 data folder (official data sets, or one made by `detopt geant4 offline-data DIR`); None: look
     #: in the usual variables (GEANT4_DATA_DIR, G4*DATA).
     geant4_data_dir: str | None = None
-    particles: tuple[str, ...] = ("gamma", "pi+")
-    energy_range_gev: tuple[float, float] = (1.0, 20.0)
+    particles: tuple[str, ...] = ("gamma", "pi+")  # built-in simulators: the beam particles (equal shares)
+    energy_range_gev: tuple[float, float] = (1.0, 20.0)  # built-in simulators: uniform in [min, max], or one energy
     events_per_design: int = Field(400, ge=1, le=10_000_000)  # one design's events are held in memory together
-    designs_per_iteration: int = Field(20, ge=2, le=10_000)
+    designs_per_iteration: int = Field(20, ge=2, le=10_000)  # designs sampled around the current one
     #: simulate every design of an iteration with the same seed (the same beam particles): design-to-design
     #: differences are then far less noisy (common random numbers)
     common_random_numbers: bool = True
@@ -168,10 +176,10 @@ class ExecutionSettings(_Strict):
     #: where simulations run: a Dask LocalCluster, in-process, a batch system through dask-jobqueue, or an
     #: existing scheduler at ``address`` ("dask" is the old name of "address"); docs/clusters.md
     backend: Literal["local", "serial", "slurm", "htcondor", "pbs", "lsf", "address", "dask"] = "local"
-    n_workers: int = Field(2, ge=1)
-    address: str | None = None
-    retries: int = Field(1, ge=0)
-    torch_threads: int | None = Field(1, ge=1)
+    n_workers: int = Field(2, ge=1)  # local backend: worker processes
+    address: str | None = None  # address backend: the scheduler, e.g. tcp://host:8786
+    retries: int = Field(1, ge=0)  # further attempts of a failed simulation (each recorded in faults.jsonl)
+    torch_threads: int | None = Field(1, ge=1)  # CPU threads of the driver's training
     #: seconds one simulation attempt may run before it is interrupted and counted as failed (None: no limit)
     timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     #: designs per iteration that must simulate successfully; with fewer the run stops with a message
@@ -377,11 +385,11 @@ class SurrogateSettings(_Strict):
 class RunConfig(_Strict):
     """The whole run; ``base_dir`` (not a YAML key) resolves relative file paths."""
 
-    seed: int = Field(0, ge=0)
-    iterations: int = Field(10, ge=1)
-    run_dir: str | None = None
-    design: dict[str, Any] | str
-    detector: dict[str, Any] | None = None
+    seed: int = Field(0, ge=0)  # every random draw of the run flows from it
+    iterations: int = Field(10, ge=1)  # SRSO iterations (a rerun with more continues the run)
+    run_dir: str | None = None  # where the run is written (relative to the working directory); or --run-dir
+    design: dict[str, Any] | str  # the design space, inline or a design file (docs/your_detector.md)
+    detector: dict[str, Any] | None = None  # the built-in calorimeter's layers (fastsim, geant4 only)
     #: folders (relative to the configuration) where the modules of user entry points are found
     python_path: list[str] = []
     #: a YAML file of materials that extends the built-in table (docs/your_detector.md)

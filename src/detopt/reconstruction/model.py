@@ -581,11 +581,11 @@ def _load_optimizer_state(
     return state
 
 
-@torch.no_grad()
 def _eq10(e_rec: torch.Tensor, e_true: torch.Tensor) -> torch.Tensor:
     return energy_resolution_loss(e_rec, e_true, reduction="none")
 
 
+@torch.no_grad()
 def _eval_loss(
     net: ReconstructionNet, d: torch.Tensor, f: torch.Tensor, c: torch.Tensor, e: torch.Tensor,
     loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]" = _eq10,

@@ -145,7 +145,7 @@ def _read_columns(path: Path, fmt: str, tree: str | None, names: tuple[str, ...]
         import uproot
 
         with uproot.open(path) as f:
-            trees = [k.split(";")[0] for k, cls in f.classnames().items() if cls == "TTree"]
+            trees = [k.split(";")[0] for k, cls in f.classnames().items() if cls in ("TTree", "ROOT::RNTuple")]
             name = tree
             if name is None:
                 if len(trees) != 1:
@@ -154,9 +154,10 @@ def _read_columns(path: Path, fmt: str, tree: str | None, names: tuple[str, ...]
             if name not in trees:
                 raise DataError(f"{what}: {path.name} has no tree {name!r} (it has: {', '.join(trees) or 'none'})")
             t = f[name]
-            present = [n for n in names if n in t.keys()]
+            keys = list(t.keys())
+            present = [n for n in names if n in keys]
             arrays = t.arrays(present, library="np") if present else {}
-            return {**{k: None for k in t.keys() if k not in present}, **dict(arrays)}
+            return {**{k: None for k in keys if k not in present}, **{k: np.asarray(arrays[k]) for k in present}}
     except DataError:
         raise
     except Exception as exc:  # a truncated or foreign file
