@@ -109,3 +109,31 @@ def test_reference_physics_lists_need_official_data(substitute_data) -> None:
     sim = Geant4Simulator(data_dir=substitute_data, physics_list="FTFP_BERT")
     with pytest.raises(ConfigError, match="official"):
         sim.simulate(small_stack(), 1, ("gamma",), (1.0, 1.0), seed=0)
+
+
+def test_a_design_found_on_the_fast_simulator_is_judged_with_geant4(substitute_data, tmp_path, monkeypatch) -> None:
+    """``detopt evaluate RUN --simulator geant4``: the same run, fresh Geant4 events, a separate result file."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from click.testing import CliRunner
+    import typer.main
+
+    from detopt.cli.main import app
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+    from malformed import tiny_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / "run")))
+    command = typer.main.get_command(app)
+    assert CliRunner().invoke(command, ["optimize", str(path)]).exit_code == 0
+    monkeypatch.setenv("GEANT4_DATA_DIR", str(substitute_data))
+    with pytest.warns(SubstituteDataWarning):
+        result = CliRunner().invoke(command, ["evaluate", str(tmp_path / "run"), "--simulator", "geant4", "-n", "100"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    numbers = json.loads((tmp_path / "run" / "evaluation_geant4.json").read_text())
+    assert numbers["simulator"] == "geant4" and numbers["final"]["loss"] > 0
+    assert not (tmp_path / "run" / "evaluation.json").exists()

@@ -135,8 +135,22 @@ def suite_spec(
             budget_events=budget_events if budget_events is not None else 1200 * 8,
             checkpoints=checkpoints if checkpoints is not None else 2,
         )
+    elif suite == "tracker":
+        from detopt.benchmark.problems import TrackerBenchmark
+        from detopt.optimize.run import loop_settings
+
+        root = Path(__file__).resolve().parents[3]
+        bench_t = TrackerBenchmark(root / "examples" / "tracker")
+        srso = replace(loop_settings(bench_t.config), validation_events=200)
+        per_iteration = srso.designs_per_iteration * srso.events_per_design
+        spec = SuiteSpec(
+            name=suite, problems=[bench_t], methods=chosen_methods,
+            seeds=list(range(seeds if seeds is not None else 5)), srso_settings=srso, events_per_evaluation=500,
+            budget_events=budget_events if budget_events is not None else srso.global_designs * srso.events_per_design + 15 * per_iteration,
+            checkpoints=checkpoints if checkpoints is not None else 4,
+        )
     else:
-        raise ConfigError("suite", f"unknown suite {suite!r}; known: ci, analytic, calorimeter")
+        raise ConfigError("suite", f"unknown suite {suite!r}; known: ci, analytic, calorimeter, tracker")
     for key, value in (srso_overrides or {}).items():
         if value is not None and (not isinstance(value, int) or value < (2 if key == "designs_per_iteration" else 1)):
             raise ConfigError(f"--{key.replace('_', '-')}", f"must be a whole number >= 2 (designs) / >= 1 (events), got {value!r}")

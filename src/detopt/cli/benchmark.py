@@ -15,7 +15,7 @@ __all__ = ["benchmark"]
 
 
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="ci (tiny, seconds), analytic (2/6/12-parameter noisy bowls) or calorimeter.")],
+    suite: Annotated[str, typer.Argument(help="ci (tiny, seconds), analytic (2/6/12-parameter noisy bowls), calorimeter, or tracker (examples/tracker, a known optimum).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for NAME.json, NAME.md and NAME.png.")] = Path(
         "benchmark"
     ),

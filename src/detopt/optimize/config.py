@@ -196,14 +196,18 @@ class ExecutionSettings(_Strict):
 
 
 class LengthPenaltySettings(_Strict):
-    limit_cm: float = Field(200.0, gt=0)  # AIDO 6.1: d_max = 200 cm
-    weight: float = Field(10.0, ge=0)  # AIDO eq. 7: factor 10
+    #: AIDO 6.1: d_max = 200 cm
+    limit_cm: float = Field(200.0, gt=0)
+    #: AIDO eq. 7: factor 10
+    weight: float = Field(10.0, ge=0)
+    #: continuous parameters whose sum is the length (default: the layer thicknesses)
     parameters: list[str] | None = None
 
 
 class CostPenaltySettings(_Strict):
     limit_eur: float = Field(200_000.0, gt=0, allow_inf_nan=False)  # AIDO 6.1: cost_max = 200k EUR
     weight: float = Field(1.0, ge=0, allow_inf_nan=False)  # AIDO eq. 9
+    #: material parameter -> the thickness it is priced by (default: <layer>_thickness)
     lengths: dict[str, str] | None = None
     #: the cost that is constrained: "expected" (eq. 8, probability-weighted) or "built" (each material
     #: its most probable category: the detector that would be built); both are recorded
@@ -213,10 +217,14 @@ class CostPenaltySettings(_Strict):
 class LinearConstraintSettings(_Strict):
     """sum_i coefficient_i x parameter_i <= limit, penalized as weight x ReLU(sum - limit)^2 (the eq. 7 form)."""
 
+    #: how it is recorded and shown
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     coefficients: dict[str, float] = Field(min_length=1)  # continuous parameter -> coefficient
+    #: upper limit of the sum
     limit: float = Field(allow_inf_nan=False)
+    #: penalty weight
     weight: float = Field(10.0, ge=0, allow_inf_nan=False)
+    #: unit of the sum, for display
     unit: str = ""
 
     @field_validator("coefficients")
@@ -238,10 +246,15 @@ class CustomConstraintSettings(_Strict):
     returning a differentiable 0-d tensor.
     """
 
+    #: how it is recorded and shown
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: entry point package.module:function(design) -> 0-d tensor
     function: str
+    #: upper limit of the value
     limit: float = Field(allow_inf_nan=False)
+    #: penalty weight
     weight: float = Field(10.0, ge=0, allow_inf_nan=False)
+    #: unit of the value, for display
     unit: str = ""
 
     @field_validator("function")
@@ -254,7 +267,9 @@ class CustomConstraintSettings(_Strict):
 
 
 class PenaltySettings(_Strict):
+    #: total length, AIDO eq. 7 (null: none)
     length: LengthPenaltySettings | None = LengthPenaltySettings()
+    #: cost, AIDO eqs. 8-9 (null: none)
     cost: CostPenaltySettings | None = CostPenaltySettings()
     #: constraints linear in the continuous parameters
     linear: list[LinearConstraintSettings] = []
@@ -274,10 +289,15 @@ class PenaltySettings(_Strict):
 class WidthSettings(_Strict):
     """The adaptive sampling width, in units of each parameter's sigma (detopt.optimize.width)."""
 
+    #: first width, in units of each parameter's sigma
     initial: float = Field(1.0, gt=0, allow_inf_nan=False)
+    #: narrowest width
     minimum: float = Field(0.125, gt=0, allow_inf_nan=False)
+    #: widest width
     maximum: float = Field(4.0, gt=0, allow_inf_nan=False)
+    #: improving steps in a row before the width doubles
     success_tolerance: int = Field(1, ge=1)
+    #: failed steps in a row before the width halves
     failure_tolerance: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -303,11 +323,17 @@ class DiscreteSettings(_Strict):
 class OptimizerSettings(_Strict):
     #: step size of Adam: in units of each parameter's sigma (covariance: adaptive) or of its own unit (aido)
     lr: float = Field(0.1, gt=0, allow_inf_nan=False)  # AIDO 6.2: lr_O = 0.01 in raw units
+    #: Adam step on the category logits (None: lr)
     lr_discrete: float | None = Field(None, gt=0, allow_inf_nan=False)
+    #: Adam steps per iteration at most (the step also ends on leaving the trust region)
     max_steps: int = Field(500, ge=1)
-    trust_region_b: float = Field(0.8, gt=0)  # AIDO eq. 4
+    #: AIDO eq. 4: the step stays within this Mahalanobis distance of the sampled designs
+    trust_region_b: float = Field(0.8, gt=0)
+    #: weight of the boundary penalty (AIDO eq. 3)
     boundary_weight: float = Field(1.0, ge=0)
+    #: events of the surrogate averaged in each Adam step
     events: int = Field(1000, ge=1)
+    #: also train the surrogate on the events of this many earlier iterations
     reuse_iterations: int = Field(0, ge=0)
     #: "adaptive": normalized coordinates, eq. 5 in units of an adaptive width; "aido": the published rule
     #: (eq. 5 in the parameters' own units, fixed sigma)
@@ -319,7 +345,9 @@ class OptimizerSettings(_Strict):
     #: the step of an iteration starts from the design with the lowest fresh objective ("observed") or the
     #: lowest surrogate prediction ("surrogate")
     origin: Literal["observed", "surrogate"] = "observed"
+    #: the adaptive sampling width
     width: WidthSettings = WidthSettings()
+    #: how the categories are chosen
     discrete: DiscreteSettings = DiscreteSettings()
 
     @field_validator("global_designs")
@@ -339,10 +367,15 @@ class ReconstructionSettings(_Strict):
     #: package.module:name of a function (design, features, context) -> reconstructed targets, or of a
     #: class with fit/predict/save/load (detopt.optimize.problem.ReconstructionStep)
     function: str | None = None
+    #: training epochs of the built-in network per iteration (early stopping on a held-out fifth)
     epochs: int = Field(100, ge=1)
+    #: Adam learning rate of the network
     lr: float = Field(1e-3, gt=0)
+    #: events per batch
     batch_size: int = Field(256, ge=1)
+    #: epochs without improvement before stopping (None: all epochs)
     patience: int | None = Field(10, ge=1)
+    #: give the network the per-event context (e.g. the particle type)
     use_context: bool = False
 
     @field_validator("function")
@@ -356,16 +389,26 @@ class ReconstructionSettings(_Strict):
 
 
 class SurrogateSettings(_Strict):
-    hidden: tuple[int, ...] = (200, 100)  # AIDO Table 1
+    #: widths of the denoiser's hidden layers (AIDO Table 1)
+    hidden: tuple[int, ...] = (200, 100)
+    #: diffusion steps of the noise schedule
     train_steps: int = Field(100, ge=2)
+    #: DDIM sampling steps used inside the optimizer
     ddim_steps: int = Field(10, ge=1)
     sampler: Literal["ddim", "ddpm"] = "ddim"  # inside the optimizer: DDIM-ddim_steps or the full DDPM chain
-    lr: float = Field(1e-3, gt=0)  # AIDO 6.2: lr_S
+    #: Adam learning rate
+    lr: float = Field(1e-3, gt=0)
+    #: training epochs per iteration
     epochs: int = Field(60, ge=1)
+    #: events per batch
     batch_size: int = Field(256, ge=1)
+    #: epochs without improvement before stopping (None: all epochs)
     patience: int | None = Field(10, ge=1)
+    #: start each iteration's surrogate from the previous one
     warm_start: bool = True
+    #: what the denoiser predicts: the velocity v or the noise epsilon
     prediction: Literal["v", "epsilon"] = "v"
+    #: the part of the targets removed before diffusion: a linear mean and scale, a mean, an MLP, none
     residual: Literal["mean_scale", "mean", "mlp", "none"] = "mean_scale"
 
     @field_validator("hidden")
@@ -397,11 +440,17 @@ class RunConfig(_Strict):
     #: the per-event loss: energy_resolution (AIDO eq. 10), relative_resolution ((T_reco - T)/T)^2,
     #: mse (T_reco - T)^2, or an entry point package.module:function(T_reco, T) -> per-event tensor
     loss: str = "energy_resolution"
+    #: what is simulated and how many events
     simulation: SimulationSettings = SimulationSettings()
+    #: where the simulations run
     execution: ExecutionSettings = ExecutionSettings()
+    #: constraints of the design
     penalties: PenaltySettings = PenaltySettings()
+    #: how the design moves
     optimizer: OptimizerSettings = OptimizerSettings()
+    #: the reconstruction (built-in network or yours)
     reconstruction: ReconstructionSettings = ReconstructionSettings()
+    #: the diffusion surrogate
     surrogate: SurrogateSettings = SurrogateSettings()
 
     @model_validator(mode="before")

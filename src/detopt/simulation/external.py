@@ -140,8 +140,8 @@ def _read_columns(path: Path, fmt: str, tree: str | None, names: tuple[str, ...]
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
-            return {n: table.column(n).to_numpy() for n in table.column_names if n in names} | {
-                n: None for n in table.column_names if n not in names}  # type: ignore[dict-item]
+            # every column name (for the error message), arrays only for the ones the column map reads
+            return {n: (table.column(n).to_numpy() if n in names else None) for n in table.column_names}
         import uproot
 
         with uproot.open(path) as f:
@@ -157,7 +157,7 @@ def _read_columns(path: Path, fmt: str, tree: str | None, names: tuple[str, ...]
             keys = list(t.keys())
             present = [n for n in names if n in keys]
             arrays = t.arrays(present, library="np") if present else {}
-            return {**{k: None for k in keys if k not in present}, **{k: np.asarray(arrays[k]) for k in present}}
+            return {k: (np.asarray(arrays[k]) if k in present else None) for k in keys}
     except DataError:
         raise
     except Exception as exc:  # a truncated or foreign file
