@@ -22,23 +22,6 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
-def _progress_printer(echo: Echo) -> Callable[[str, int, int], None]:
-    """A one-line progress bar on a terminal (carriage return), nothing when output is redirected."""
-    interactive = sys.stderr.isatty()
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if not interactive:
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r  {stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\r" + " " * (width + 40) + "\r")
-        sys.stderr.flush()
-
-    return progress
-
-
 def optimize_command(
     config: str | Path,
     run_dir: str | Path | None = None,
@@ -59,7 +42,22 @@ def optimize_command(
         f"run directory {prepared.run_dir} ({prepared.iterations} iterations, seed {prepared.config.seed}); "
         f"simulations on {ex.backend}, training on {prepared.settings.device}"
     )
-    records = optimize_run(prepared, log=echo, progress=_progress_printer(echo))
+    from detopt.cli.progress import StageProgress
+    from detopt.optimize.loop import completed_iterations
+
+    try:
+        with StageProgress("iteration") as progress:
+            records = optimize_run(prepared, log=echo, progress=progress)
+    except KeyboardInterrupt:
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # workers torn down mid-task: not news
+        done = completed_iterations(prepared.run_dir)
+        sys.stderr.write(
+            f"\ninterrupted: {done} complete iteration(s) are kept in {prepared.run_dir}; "
+            f"rerun the same command to resume from there\n"
+        )
+        return 130
     if records:
         last = records[-1]
         echo(f"done: {len(records)} iterations; final design: " + _design_line(last, prepared.problem.space))

@@ -731,12 +731,16 @@ def run_loop(
             try:
                 if folder.exists():
                     shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
+                if progress is not None:
+                    progress("iteration", iteration - start, iterations - start)
                 record = _run_iteration(problem, settings, run, iteration, iterations, executor, progress)
             except OSError as exc:
                 if exc.errno not in WRITE_ERRNOS:
                     raise
                 raise run.write_failure(exc, iteration) from None
             log(_summary(record))
+            if progress is not None:
+                progress("iteration", iteration + 1 - start, iterations - start)
     return run.records()
 
 
@@ -776,9 +780,13 @@ def _run_iteration(
 
     sim = sample_and_simulate(problem, settings, state, phase, iteration, executor, run, progress)
     _write_events(folder / "events.parquet", sim.events, sim.design_rows, sim.design_id, space.encoding_names)
+    stage = progress if progress is not None else (lambda _stage, _done, _total: None)
+    stage("reconstruct", 0, 1)
     reco = reconstruct(problem, settings, run, iteration, sim)
     rows, events, target, n_reused = _reused_events(settings, run, iteration, state, problem, sim, reco)
+    stage("train surrogate", 0, 1)
     surrogate, surrogate_fit, surrogate_s = train_surrogate(problem, settings, run, iteration, rows, events, target)
+    stage("optimize design", 0, 1)
     improved = step_improved(state, reco)
     scores = surrogate_scores(problem, settings, iteration, surrogate, sim) if settings.origin == "surrogate" and phase != "global" else None
     origin, origin_design = step_origin(settings, state, phase, sim, reco, scores)
