@@ -58,7 +58,8 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     limits = {name: float(m["limit"]) for name, m in info["monitors"].items() if m.get("limit") is not None} or _limits(config)
     figures: list[tuple[str, Path]] = [
         ("Detector composition per iteration (AIDO fig. 5)", plot_composition(records, folder / "composition.png", categories)),
-        ("Reconstruction loss L and surrogate loss L' (AIDO fig. 6)", plot_losses(records, folder / "losses.png")),
+        ("Training-set losses per iteration: reconstruction L on the simulated designs and surrogate L' "
+         "(AIDO fig. 6; the fresh-simulation verdict above is the measure of the design)", plot_losses(records, folder / "losses.png")),
         ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", limits)),
         ("Material probabilities (AIDO fig. 9)", plot_probabilities(records, folder / "probabilities.png", categories)),
     ]
@@ -70,27 +71,13 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
                 plot_validation(json.loads(vfile.read_text()), folder / f"validation_{label}.png", f"iteration {i}"),
             ))
     first, last = records[0], records[-1]
-    rows = [
-        ("iterations complete", str(len(records))),
-        ("reconstruction loss L, first -> last", f"{first['reconstruction_loss']:.4g} -> {last['reconstruction_loss']:.4g}"),
-        ("surrogate loss L', first -> last", f"{first['surrogate_loss_start']:.4g} -> {last['surrogate_loss_start']:.4g}"),
-        *((name, f"{first['monitors'][name]:.6g} -> {last['next_monitors'][name]:.6g}") for name in last["next_monitors"]),
-        ("total wall time of the iterations [s]", f"{sum(r['timings']['iteration_s'] for r in records):.1f}"),
-    ]
-    design_rows = [(k, f"{first['values'][k]:.3f}", f"{v:.3f}") for k, v in last["next_values"].items()]
-    design_rows += [
-        (k, ", ".join(f"{p:.2f}" for p in first["probabilities"][k]), ", ".join(f"{p:.2f}" for p in v))
-        for k, v in last["next_probabilities"].items()
-    ]
+    final_space = DesignSpace.load(iteration_dir(run_dir, len(records) - 1) / "design_next.json")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>detopt run report</title>",
         "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{padding:2px 10px;text-align:left}"
-        "img{max-width:100%}</style></head><body>",
-        f"<h1>detopt run: {html.escape(str(run_dir))}</h1><table>",
-        *(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows),
-        "</table><h2>Design: start and now</h2><table><tr><th>parameter</th><th>start</th><th>now</th></tr>",
-        *(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>" for a, b, c in design_rows),
-        "</table>",
+        "img{max-width:100%}.warn{color:#a40}</style></head><body>",
+        f"<h1>detopt run: {html.escape(str(run_dir))}</h1>",
+        *_answer(run_dir, records, start_space, final_space, info),
     ]
     for title, png in figures:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
@@ -98,3 +85,88 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     parts.append("</body></html>\n")
     write_text_atomic(out_html, "\n".join(parts))
     return out_html
+
+
+def _value(space: Any, name: str) -> str:
+    """A parameter of a design as a physicist reads it: the category with its probability, or the value with its unit."""
+    p = space[name]
+    if hasattr(p, "categories"):
+        probabilities = list(p.probabilities)
+        k = max(range(len(probabilities)), key=probabilities.__getitem__)
+        return f"{p.categories[k]} (P={probabilities[k]:.2f})"
+    return f"{p.value:.4g} {p.unit}".strip()
+
+
+def _faults(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "faults.jsonl"
+    if not path.is_file():
+        return []
+    faults = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if isinstance(entry, dict):
+            faults.append(entry)
+    return faults
+
+
+def _answer(run_dir: Path, records: list[dict[str, Any]], start: Any, final: Any, info: dict[str, Any]) -> list[str]:
+    """The top of the report: the designs side by side, the verdict, the budget, the constraints, the faults."""
+    e = html.escape
+    out = ["<h2>Result</h2><table><tr><th>parameter</th><th>start design</th><th>final design</th></tr>"]
+    for name in final.names:
+        out.append(f"<tr><td>{e(name)}</td><td>{e(_value(start, name))}</td><td>{e(_value(final, name))}</td></tr>")
+    out.append("</table>")
+    evaluation = run_dir / "evaluation.json"
+    verdict = None
+    if evaluation.is_file():
+        try:
+            verdict = json.loads(evaluation.read_text(encoding="utf-8"))
+            s, f = verdict["start"], verdict["final"]
+            out.append(
+                f"<p><b>Verdict by fresh simulation</b> (<code>detopt evaluate</code>, {int(f['n_test']):,} test events per "
+                f"design): reconstruction loss {s['loss']:.4g} &plusmn; {s['loss_error']:.2g} (start) &rarr; "
+                f"{f['loss']:.4g} &plusmn; {f['loss_error']:.2g} (final), {100 * verdict['relative_improvement']:.1f}% better.</p>"
+            )
+            if int(verdict.get("iterations", len(records))) != len(records):
+                out.append(f"<p class='warn'>The verdict was made after {int(verdict['iterations'])} iterations, the run now has "
+                           f"{len(records)}: rerun <code>detopt evaluate</code>.</p>")
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append("<p class='warn'>evaluation.json is damaged: rerun <code>detopt evaluate</code>.</p>")
+            verdict = None
+    if verdict is None and not evaluation.is_file():
+        out.append(f"<p>No fresh-simulation verdict yet: <code>detopt evaluate {e(str(run_dir))}</code> judges the start "
+                   "and final designs on new events and adds it here.</p>")
+    events = sum(int(r["n_events"]) for r in records)
+    wall = sum(r["timings"]["iteration_s"] for r in records)
+    out.append(f"<p>{len(records)} iterations, {events:,} simulated events, {wall:.0f} s of wall time.</p>")
+    rows = []
+    for name, value in records[-1]["next_monitors"].items():
+        spec = info["monitors"].get(name) or {}
+        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        limit = spec.get("limit")
+        state = "" if limit is None else (" (within)" if value <= limit else " <b class='warn'>(over the limit)</b>")
+        rows.append(f"<tr><td>{e(name)}</td><td>{records[0]['monitors'][name]:.6g}{e(unit)}</td>"
+                    f"<td>{value:.6g}{e(unit)}</td><td>{'' if limit is None else f'{limit:.6g}{e(unit)}'}{state}</td></tr>")
+    if rows:
+        out.append("<h3>Constraints</h3><table><tr><th>quantity</th><th>start</th><th>final</th><th>limit</th></tr>")
+        out += rows + ["</table>"]
+        if "built_cost_eur" in records[-1]["next_monitors"]:
+            out.append("<p>cost_eur is the expected cost (each material priced with its probability, AIDO eq. 8); "
+                       "built_cost_eur that of the detector that would be built (the most probable materials).</p>")
+    faults = _faults(run_dir)
+    if faults:
+        dropped = sum(1 for f in faults if f.get("action") == "dropped")
+        out.append(f"<h3>Faults</h3><p>{len(faults)} failed simulation attempt(s), {dropped} design(s) dropped "
+                   "(<code>faults.jsonl</code>):</p><ul>")
+        for f in faults[:20]:
+            out.append(f"<li>iteration {f.get('iteration')}, design {f.get('design')}, attempt {f.get('attempt')} "
+                       f"({e(str(f.get('action')))}): {e(str(f.get('error'))[:300])}</li>")
+        if len(faults) > 20:
+            out.append(f"<li>... and {len(faults) - 20} more</li>")
+        out.append("</ul>")
+    else:
+        out.append("<p>No simulation failed.</p>")
+    return out
