@@ -87,7 +87,7 @@ def plot_losses(records: Sequence[Record], path: Path) -> Path:
     ax.plot(it, [r["reconstruction_loss"] for r in records], "o-", label="L (reconstruction, current design)")
     ax.plot(it, [r["surrogate_loss_start"] for r in records], "s--", label="L' (surrogate, current design)")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (AIDO eq. 10)")
+    ax.set_ylabel("mean per-event loss (training set)")
     ax.set_yscale("log")
     ax.legend()
     return _save(fig, path)
@@ -147,4 +147,19 @@ def plot_validation(validation: Mapping[str, Any], path: Path, title: str = "") 
     ax.set_ylabel("events")
     ax.set_title(title)
     ax.legend()
+    return _save(fig, path)
+
+
+def plot_parameters(records: Sequence[Record], path: Path, units: Mapping[str, str] | None = None) -> Path:
+    """Each continuous parameter of the current design per iteration, in its unit."""
+    plt = _pyplot()
+    names = list(records[0]["values"]) if records else []
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.6), squeeze=False)
+    it = [r["iteration"] for r in records]
+    for ax, name in zip(axes[0], names):
+        ax.plot(it, [r["values"][name] for r in records], "o-", ms=3)
+        unit = (units or {}).get(name, "")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{name} [{unit}]" if unit else name)
+    fig.tight_layout()
     return _save(fig, path)

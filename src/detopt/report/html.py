@@ -12,7 +12,15 @@ import yaml
 
 from detopt.atomic import write_text_atomic
 from detopt.errors import ConfigError
-from detopt.report.figures import plot_composition, plot_constraints, plot_losses, plot_probabilities, plot_validation
+from detopt.report.figures import (
+    _layers,
+    plot_composition,
+    plot_constraints,
+    plot_losses,
+    plot_parameters,
+    plot_probabilities,
+    plot_validation,
+)
 
 __all__ = ["write_report"]
 
@@ -56,12 +64,15 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     start_space = DesignSpace.load(iteration_dir(run_dir, 0) / "design.json")
     categories = {p.name: list(p.categories) for p in start_space.discrete}
     limits = {name: float(m["limit"]) for name, m in info["monitors"].items() if m.get("limit") is not None} or _limits(config)
+    units = {p.name: p.unit for p in start_space.continuous}
     figures: list[tuple[str, Path]] = [
-        ("Detector composition per iteration (AIDO fig. 5)", plot_composition(records, folder / "composition.png", categories)),
+        ("Detector composition per iteration (AIDO fig. 5)", plot_composition(records, folder / "composition.png", categories))
+        if _layers(records[0]) else
+        ("Design parameters per iteration", plot_parameters(records, folder / "parameters.png", units)),
         ("Training-set losses per iteration: reconstruction L on the simulated designs and surrogate L' "
          "(AIDO fig. 6; the fresh-simulation verdict above is the measure of the design)", plot_losses(records, folder / "losses.png")),
         ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", limits)),
-        ("Material probabilities (AIDO fig. 9)", plot_probabilities(records, folder / "probabilities.png", categories)),
+        ("Category probabilities per iteration (AIDO fig. 9)", plot_probabilities(records, folder / "probabilities.png", categories)),
     ]
     for label, i in (("first", 0), ("last", len(records) - 1)):
         vfile = iteration_dir(run_dir, i) / "validation.json"
