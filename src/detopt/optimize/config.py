@@ -27,8 +27,18 @@ from detopt.execution.clusters import ClusterSettings, check_execution
 
 __all__ = ["RunConfig", "load_config"]
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe YAML loader (in C where libyaml is present) that refuses a key given twice in one mapping."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe YAML loader that refuses a key given twice in one mapping, and aliases (``*name``): a run
+    configuration needs none, and nested aliases can expand a few kilobytes into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in a run configuration; write the values out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -65,6 +65,7 @@ from detopt.optimize.run_directory import (
     WRITE_ERRNOS,
     RunDirectory,
     run_info,
+    run_lock,
 )
 from detopt.optimize.trust_region import (
     TRUST_REGION_B,
@@ -227,7 +228,13 @@ class SimulationTask:
 
 
 def _simulate_task(task: SimulationTask) -> Events:
-    return task.simulate(task.design, task.n_events, task.seed)
+    """One design's events; NaN or infinite values fail the attempt (retried, then the design is dropped)."""
+    events = task.simulate(task.design, task.n_events, task.seed)
+    for name in ("features", "context", "target"):
+        values = np.asarray(getattr(events, name))
+        if values.size and not np.all(np.isfinite(values)):
+            raise DataError(f"the simulation returned {int(np.sum(~np.isfinite(values)))} NaN or infinite {name} value(s)")
+    return events
 
 
 # ---------------------------------------------------------------------------- seeds
@@ -714,6 +721,18 @@ def run_loop(
     run = RunDirectory(Path(run_dir))
     log = log or (lambda _msg: None)
     executor = executor if executor is not None else SerialExecutor()
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("run_dir", f"cannot create {run_dir}: {exc.strerror or exc}") from None
+    with run_lock(Path(run_dir)):
+        return _run_locked(problem, settings, run, iterations, executor, log, progress)
+
+
+def _run_locked(
+    problem: Problem, settings: LoopSettings, run: RunDirectory, iterations: int, executor: Executor,
+    log: Log, progress: Progress | None,
+) -> list[dict[str, Any]]:
     start = run.completed()
     if start >= iterations:
         return run.records()

@@ -41,7 +41,7 @@ from detopt.optimize.problem import (
     NetworkReconstruction,
     Problem,
 )
-from detopt.optimize.run_directory import RUN_FILE, RUN_FORMAT, run_info
+from detopt.optimize.run_directory import RUN_FILE, RUN_FORMAT, run_info, run_lock
 from detopt.optimize.width import WidthRule
 
 __all__ = ["PreparedRun", "build_problem", "loop_settings", "optimize_run", "prepare_run", "training_device"]
@@ -340,6 +340,8 @@ def prepare_run(
                 "use a new run directory",
             )
     check_run_dir(path)
+    with run_lock(path):  # another driver on this run: refused before anything is written
+        pass
     try:
         write_text_atomic(path / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
         write_text_atomic(path / RUN_FILE, json.dumps(run_info(config.seed, "config", problem.monitors), indent=2) + "\n")

@@ -7,9 +7,11 @@ Layout: ``RUN/iterations/NNNN/`` per iteration (complete once ``done.json`` is w
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from detopt.atomic import write_text_atomic
 from detopt.errors import ConfigError, DataError
 
 __all__ = [
+    "LOCK_FILE",
     "RUN_FILE",
+    "run_lock",
     "RUN_FORMAT",
     "DONE_FILE",
     "FAULTS_FILE",
@@ -34,6 +38,7 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".detopt.lock"
 RUN_FORMAT = "detopt.run/1"
 ITERATIONS_DIR = "iterations"
 DONE_FILE = "done.json"
@@ -128,6 +133,32 @@ class RunDirectory:
             f"cannot write {where} ({exc.strerror or exc}) during iteration {iteration}; {kept}; "
             "free space or fix the permissions, then rerun the same command to resume",
         )
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory exclusively (an flock the OS releases when the process dies, even by SIGKILL);
+    a second driver on the same run stops at once with a ConfigError naming the holder's PID."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise ConfigError("run_dir", f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise ConfigError(
+                "run_dir", f"{run_dir} is in use by another detopt process (PID {holder}); wait for it or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def run_info(seed: int, source: str, monitors: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""A run directory held by one driver, YAML alias bombs refused, a design with NaN output dropped like a crash."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+
+from malformed import run_cli, snapshot, tiny_config  # noqa: E402
+
+from detopt.errors import ConfigError  # noqa: E402
+from detopt.optimize.run_directory import run_lock  # noqa: E402
+
+
+def test_a_second_driver_on_a_locked_run_exits_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / "run")))
+    (tmp_path / "run").mkdir()
+    with run_lock(tmp_path / "run"):  # the first driver
+        before = snapshot([tmp_path / "run"])
+        start = time.monotonic()
+        result = run_cli(["optimize", str(path)])
+        assert time.monotonic() - start < 5
+        assert result.exit_code == 2 and "in use by another detopt process" in result.stderr
+        assert "PID" in result.stderr
+        assert snapshot([tmp_path / "run"]) == before
+        with pytest.raises(ConfigError, match="in use"):
+            with run_lock(tmp_path / "run"):
+                pass
+    assert run_cli(["optimize", str(path)]).exit_code == 0  # released
+
+
+def test_a_yaml_alias_bomb_is_refused_in_under_a_second(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    start = time.monotonic()
+    result = run_cli(["optimize", str(path)])
+    assert time.monotonic() - start < 1.0
+    assert result.exit_code == 2 and "aliases" in result.stderr and len(result.stderr) < 400
+
+
+class NaNInOneDesign:
+    """A simulation whose output is NaN for designs with a thick first absorber."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, design, n_events, seed):
+        events = self.inner(design, n_events, seed)
+        if design["absorber_0_thickness"] > 40.0:
+            events.features[0, 0] = np.nan
+        return events
+
+
+def test_nan_output_drops_that_design_and_the_run_goes_on(tmp_path: Path) -> None:
+    from detopt.optimize.config import validate_config
+    from detopt.optimize.loop import run_loop
+    from detopt.optimize.run import build_problem, loop_settings
+
+    config = tiny_config(tmp_path / "run")
+    config["simulation"]["designs_per_iteration"] = 8
+    parsed = validate_config(config)
+    problem = build_problem(parsed)
+    problem.simulate = NaNInOneDesign(problem.simulate)
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        records = run_loop(problem, loop_settings(parsed), tmp_path / "run", 1)
+    assert records[0]["dropped"], "no design was dropped"
+    faults = (tmp_path / "run" / "faults.jsonl").read_text()
+    assert "NaN or infinite features" in faults
+    assert np.isfinite(records[0]["reconstruction_loss"])
