@@ -207,10 +207,12 @@ def run_suite(
     workdir: Path | None = None,
     log: Log | None = None,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run every (problem, method, seed) of ``spec``; returns the result document (see :func:`summarize`).
 
-    ``on_run`` is called with the document so far after each run (``complete`` False), to save partial results.
+    ``on_run`` is called with the document so far after each run (``complete`` False), to save partial results;
+    ``progress("run", done, total)`` after each run and ``progress(what, 0, 1)`` before it.
     """
     import torch
 
@@ -240,6 +242,9 @@ def run_suite(
         document["summary"] = summarize(document)
         return document
 
+    stage = progress or (lambda _what, _done, _total: None)
+    total = sum(len(spec.methods_for(b.name)) * len(spec.seeds) for b in spec.problems)
+    stage("run", 0, total)
     try:
         with tempfile.TemporaryDirectory(prefix="detopt-bench-") as tmp:
             work = Path(workdir) if workdir is not None else Path(tmp)
@@ -268,6 +273,7 @@ def run_suite(
                 optimizers = make_optimizers(spec.methods_for(bench.name), spec.srso_settings, spec.events_per_evaluation)
                 for optimizer in optimizers:
                     for seed in spec.seeds:
+                        stage(f"{bench.name} {optimizer.name} seed {seed}", 0, 1)
                         trace = optimizer.run(bench, spec.budget_events, seed, work)
                         t0 = time.perf_counter()
                         recommended = [true_value(recommendation_at(trace, e)) for e in grid]
@@ -286,6 +292,7 @@ def run_suite(
                         problems_out[bench.name] = problem_info()
                         if on_run is not None:
                             on_run(document_now())
+                        stage("run", len(runs), total)
                 problems_out[bench.name] = problem_info()
     finally:
         torch.set_num_threads(threads)

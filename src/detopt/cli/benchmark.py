@@ -91,7 +91,15 @@ def benchmark(
     def save_partial(document: dict[str, object]) -> None:
         write_results(document, out / f"{name}.partial.json")
 
-    document = run_suite(spec, log=lambda line: typer.echo(line), on_run=save_partial)
+    from detopt.cli.progress import StageProgress
+
+    try:
+        with StageProgress("run", "benchmark runs") as progress:
+            document = run_suite(spec, log=lambda line: typer.echo(line), on_run=save_partial, progress=progress)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: the finished runs are in {out / f'{name}.partial.json'}; "
+                   f"add --report-only to report them, or rerun to start the suite again", err=True)
+        raise typer.Exit(130) from None
     write_results(document, out / f"{name}.json")
     (out / f"{name}.partial.json").unlink(missing_ok=True)
     paths = write_report(document, out, name)

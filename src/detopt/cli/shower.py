@@ -216,7 +216,10 @@ def train(
         )
     except ConfigError as exc:
         raise ConfigError(f"--{exc.field.removeprefix('denoiser.')}", exc.message) from None
-    result = model.fit(ds.conditions, ds.maps, config)
+    from detopt.cli.progress import StageProgress
+
+    with StageProgress("epoch", f"training {name}") as progress:
+        result = model.fit(ds.conditions, ds.maps, config, on_epoch=lambda done, total: progress("epoch", done, total))
     model.to("cpu").save(out)
     numbers = {
         "n_parameters": model.n_parameters, "n_showers": len(ds), "epochs_run": result.epochs_run,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -132,8 +132,10 @@ def train_denoiser(
     x: torch.Tensor,
     config: TrainConfig,
     prediction: Prediction = "epsilon",
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
-    """Fit ``denoiser`` by minimizing ``diffusion_loss`` with Adam; returns the loss history.
+    """Fit ``denoiser`` by minimizing ``diffusion_loss`` with Adam; returns the loss history
+    (``on_epoch(done, epochs)`` after every epoch, for a progress display).
 
     ``cond``: ``n x cond_dim`` and ``x``: ``n x *event_shape``, both standardized and finite,
     on the device the denoiser lives on. The denoiser ends with the weights of the best epoch
@@ -202,6 +204,8 @@ def train_denoiser(
                 total += value * idx.shape[0]
                 batches += 1
             result.samples_seen += n_train
+            if on_epoch is not None:
+                on_epoch(epoch + 1, config.epochs)
             train_loss = total / n_train
             result.train_loss.append(train_loss)
 

@@ -22,6 +22,8 @@ training range, SHA-256 of the weights). Never pickled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hashlib
 import json
 import math
@@ -319,6 +321,7 @@ class ShowerDiffusion(nn.Module):
         maps: Any,
         config: TrainConfig | None = None,
         init_from: "ShowerDiffusion | None" = None,
+        on_epoch: "Callable[[int, int], None] | None" = None,
     ) -> TrainResult:
         """Train on physical ``conditions`` (``n x n_conditions``) and ``maps`` (``n x n_depth x n_radial``, GeV).
 
@@ -348,16 +351,19 @@ class ShowerDiffusion(nn.Module):
             self.load_state_dict(init_from.state_dict())
         self.to(device)
         cond_z, x_z = self.normalize(cond, codes)
-        return self.train_network(self.denoiser, cond_z, x_z, config)
+        return self.train_network(self.denoiser, cond_z, x_z, config, on_epoch)
 
-    def train_network(self, network: nn.Module, cond_z: torch.Tensor, x_z: torch.Tensor, config: TrainConfig) -> TrainResult:
+    def train_network(
+        self, network: nn.Module, cond_z: torch.Tensor, x_z: torch.Tensor, config: TrainConfig,
+        on_epoch: "Callable[[int, int], None] | None" = None,
+    ) -> TrainResult:
         """Run the core training loop on already normalized data (with guidance dropout when set)."""
         own = network is self.denoiser
         if own:
             network.requires_grad_(True)
         wrapped = _ConditionDropout(network, self.guidance_dropout, config.seed + 7)
         try:
-            return train_denoiser(wrapped, self.schedule, self._denoiser_cond(cond_z), x_z, config, self.prediction)
+            return train_denoiser(wrapped, self.schedule, self._denoiser_cond(cond_z), x_z, config, self.prediction, on_epoch)
         finally:
             network.eval()
             self.eval()
