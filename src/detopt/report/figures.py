@@ -6,7 +6,9 @@ non-interactive Agg backend and close their figures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,20 @@ def _pyplot() -> Any:
     return plt
 
 
+def hep_style(plot: Callable[..., Path]) -> Callable[..., Path]:
+    """Draw in the field's style (mplhep's ROOT style: ticks on all sides, inward; sans-serif labels)."""
+
+    @functools.wraps(plot)
+    def wrapped(*args: Any, **kwargs: Any) -> Path:
+        import mplhep
+
+        with _pyplot().style.context(mplhep.style.ROOT), _pyplot().rc_context({"font.size": 12, "axes.labelsize": 12,
+                                                                             "legend.fontsize": 10}):
+            return plot(*args, **kwargs)
+
+    return wrapped
+
+
 def _save(fig: Any, path: Path) -> Path:
     from detopt.atomic import atomic_path
 
@@ -44,6 +60,7 @@ def _layers(record: Record) -> list[str]:
     return [s for s in stems if f"{s}_material" in record["probabilities"]]
 
 
+@hep_style
 def plot_composition(records: Sequence[Record], path: Path, categories: Mapping[str, Sequence[str]] | None = None) -> Path:
     """AIDO figure 5: the longitudinal composition of the current design at every iteration.
 
@@ -79,6 +96,7 @@ def plot_composition(records: Sequence[Record], path: Path, categories: Mapping[
     return _save(fig, path)
 
 
+@hep_style
 def plot_losses(records: Sequence[Record], path: Path) -> Path:
     """AIDO figure 6: reconstruction loss L of the current design and the surrogate loss L'."""
     plt = _pyplot()
@@ -93,7 +111,10 @@ def plot_losses(records: Sequence[Record], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_constraints(records: Sequence[Record], path: Path, limits: Mapping[str, float | None] | None = None) -> Path:
+@hep_style
+def plot_constraints(
+    records: Sequence[Record], path: Path, limits: Mapping[str, float | None] | None = None, units: Mapping[str, str] | None = None
+) -> Path:
     """AIDO figure 8: each monitored constraint (cost, length) against its limit."""
     plt = _pyplot()
     names = list(records[0]["monitors"]) if records else []
@@ -106,11 +127,14 @@ def plot_constraints(records: Sequence[Record], path: Path, limits: Mapping[str,
         if limit is not None:
             ax.axhline(limit, color="red", ls="--", label="limit")
         ax.set_xlabel("iteration")
-        ax.set_ylabel(name)
+        unit = (units or {}).get(name) or {"length_cm": "cm", "cost_eur": "EUR", "built_cost_eur": "EUR"}.get(name, "")
+        ax.set_ylabel(f"{name} [{unit}]" if unit else name)
         ax.legend()
+    fig.tight_layout()
     return _save(fig, path)
 
 
+@hep_style
 def plot_probabilities(records: Sequence[Record], path: Path, categories: Mapping[str, Sequence[str]] | None = None) -> Path:
     """AIDO figure 9: the probability of every category of every discrete parameter."""
     plt = _pyplot()
@@ -133,6 +157,7 @@ def plot_probabilities(records: Sequence[Record], path: Path, categories: Mappin
     return _save(fig, path)
 
 
+@hep_style
 def plot_validation(validation: Mapping[str, Any], path: Path, title: str = "") -> Path:
     """AIDO figure 4: distributions of E_true, E_reco and the surrogate's E' for the current design."""
     plt = _pyplot()
@@ -150,6 +175,7 @@ def plot_validation(validation: Mapping[str, Any], path: Path, title: str = "") 
     return _save(fig, path)
 
 
+@hep_style
 def plot_parameters(records: Sequence[Record], path: Path, units: Mapping[str, str] | None = None) -> Path:
     """Each continuous parameter of the current design per iteration, in its unit."""
     plt = _pyplot()

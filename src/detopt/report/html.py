@@ -71,7 +71,8 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
         ("Design parameters per iteration", plot_parameters(records, folder / "parameters.png", units)),
         ("Training-set losses per iteration: reconstruction L on the simulated designs and surrogate L' "
          "(AIDO fig. 6; the fresh-simulation verdict above is the measure of the design)", plot_losses(records, folder / "losses.png")),
-        ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", limits)),
+        ("Constraints against their limits (AIDO fig. 8)", plot_constraints(records, folder / "constraints.png", limits,
+                                                                    {n: str(m.get("unit") or "") for n, m in info["monitors"].items()})),
         ("Category probabilities per iteration (AIDO fig. 9)", plot_probabilities(records, folder / "probabilities.png", categories)),
     ]
     for label, i in (("first", 0), ("last", len(records) - 1)):
