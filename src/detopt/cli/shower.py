@@ -154,11 +154,15 @@ def dataset(
         geo = get_geometry(geometry)
     except ConfigError as exc:
         raise renamed(exc, "--geometry") from None
+    from detopt.cli.progress import StageProgress
+
     try:
-        data = generate_shower_dataset(
-            geo, n_conditions=conditions, showers_per_condition=showers, energy_range=energy_range,
-            particles=particles, grid=VoxelGrid(n_depth=n_depth, n_radial=n_radial), seed=seed,
-        )
+        with StageProgress("condition", f"simulating {name}") as progress:
+            data = generate_shower_dataset(
+                geo, n_conditions=conditions, showers_per_condition=showers, energy_range=energy_range,
+                particles=particles, grid=VoxelGrid(n_depth=n_depth, n_radial=n_radial), seed=seed,
+                progress=lambda done, total: progress("condition", done, total),
+            )
     except ConfigError as exc:
         raise renamed(exc, "--" + exc.field.replace("_", "-")) from None
     folder.mkdir(parents=True, exist_ok=True)
@@ -386,11 +390,20 @@ def adapt(
             evaluation_figures(ev, folder, f"{tag}_lora_0.05_", f"LoRA r={rank}, 5% of {data}")
         return row
 
-    reference = run("scratch", 1.0, reference_steps)
-    rows.append(reference)
-    for fraction in fracs:
-        for method in chosen:
-            rows.append(run(method, fraction, adam_steps))
+    from detopt.cli.progress import StageProgress
+
+    total = 1 + len(fracs) * len(chosen)
+    with StageProgress("adaptation", "adaptations") as progress:
+        progress("adaptation", 0, total)
+        progress("scratch on all showers (reference)", 0, 1)
+        reference = run("scratch", 1.0, reference_steps)
+        rows.append(reference)
+        for fraction in fracs:
+            for method in chosen:
+                progress("adaptation", len(rows), total)
+                progress(f"{method} on {100 * fraction:g}%", 0, 1)
+                rows.append(run(method, fraction, adam_steps))
+        progress("adaptation", total, total)
     numbers: dict[str, Any] = {"reference_full_scratch_score": reference["observable_score"], "lora_rank": rank, "seed": seed,
                                "refit_normalization": int(refit_normalization)}
     for r in rows[1:]:

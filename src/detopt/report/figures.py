@@ -177,13 +177,13 @@ def plot_validation(validation: Mapping[str, Any], path: Path, title: str = "") 
 
 @hep_style
 def plot_parameters(records: Sequence[Record], path: Path, units: Mapping[str, str] | None = None) -> Path:
-    """Each continuous parameter of the current design per iteration, in its unit."""
+    """Each continuous parameter of the current design per iteration, in its unit (the last point: the final design)."""
     plt = _pyplot()
     names = list(records[0]["values"]) if records else []
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.6), squeeze=False)
-    it = [r["iteration"] for r in records]
+    it = [r["iteration"] for r in records] + ([records[-1]["iteration"] + 1] if records else [])
     for ax, name in zip(axes[0], names):
-        ax.plot(it, [r["values"][name] for r in records], "o-", ms=3)
+        ax.plot(it, [r["values"][name] for r in records] + [records[-1]["next_values"][name]], "o-", ms=3)
         unit = (units or {}).get(name, "")
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"{name} [{unit}]" if unit else name)

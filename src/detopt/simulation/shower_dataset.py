@@ -422,8 +422,10 @@ def generate_shower_dataset(
     grid: VoxelGrid | None = None,
     seed: int = 0,
     simulator: Simulator | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ShowerDataset:
-    """Simulate a data set of ``showers_per_condition`` maps for each of a set of conditions.
+    """Simulate a data set of ``showers_per_condition`` maps for each of a set of conditions
+    (``progress(done, total)`` after each condition).
 
     The conditions are, in order of precedence: ``conditions`` as given; ``n_conditions`` random
     draws (`draw_shower_conditions`: energies log-uniform in ``energy_range``, default 1-100 GeV, or
@@ -460,6 +462,8 @@ def generate_shower_dataset(
         rows = slice(k * showers_per_condition, (k + 1) * showers_per_condition)
         maps[rows] = simulate_condition(geometry, cond, showers_per_condition, grid, s, sim)
         vectors[k] = condition_vector(geometry, cond)
+        if progress is not None:
+            progress(k + 1, len(conds))
     metadata = {
         "format": _FORMAT,
         "seed": int(seed),
