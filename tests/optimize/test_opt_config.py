@@ -95,12 +95,15 @@ def test_tiny_calorimeter_run_status_and_changed_config(tmp_path: Path, capsys: 
     record = json.loads((tmp_path / "run" / "iterations" / "0000" / "record.json").read_text())
     assert record["n_events"] == 3 * 60
     assert record["monitors"]["length_cm"] == pytest.approx(75.0)
-    assert "final design: absorber_0_thickness=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "final design:" in out
+    assert re.search(r"^    absorber_0: (Pb|Fe) \(P=[01]\.\d\d\), [\d.]+ cm$", out, re.M)  # every layer: material, P, thickness
+    assert re.search(r"^    scintillator_2: (PbWO4|polystyrene) \(P=[01]\.\d\d\), [\d.]+ cm$", out, re.M)
     assert status_command(tmp_path / "run") == 0
     out = capsys.readouterr().out
     assert "1 complete iteration" in out and "simulated events: 180" in out
     # the chosen material of every layer is named, with its probability, and thicknesses carry their unit
-    assert re.search(r"absorber_0_material=(Pb|Fe) \(P=0\.\d\d\)", out) and "absorber_0_thickness=" in out and " cm," in out
+    assert re.search(r"^    absorber_0: (Pb|Fe) \(P=0\.\d\d\), [\d.]+ cm$", out, re.M)
     assert report_command(tmp_path / "run") == 0
     page = (tmp_path / "run" / "report" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 6  # figures 5, 6, 8, 9 and two of figure 4, embedded

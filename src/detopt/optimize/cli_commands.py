@@ -60,23 +60,33 @@ def optimize_command(
         return 130
     if records:
         last = records[-1]
-        echo(f"done: {len(records)} iterations; final design: " + _design_line(last, prepared.problem.space))
+        echo(f"done: {len(records)} iterations; final design:" + _design_line(last, prepared.problem.space))
     return 0
 
 
 def _design_line(record: dict[str, Any], space: Any = None) -> str:
-    """The design of a record as a physicist reads it: values with units, the chosen category with its probability."""
-    parts = []
-    for name, value in record["next_values"].items():
-        unit = getattr(space[name], "unit", "") if space is not None and name in space else ""
-        parts.append(f"{name}={value:.3g}{' ' + unit if unit else ''}")
-    for name, probabilities in record["next_probabilities"].items():
+    """The design of a record as a physicist reads it: a calorimeter layer as ``absorber_0: Fe (P=0.99), 20.1 cm``,
+    any other parameter as ``name=value unit`` or ``name=category (P=...)``."""
+
+    def category(name: str) -> str:
+        probabilities = record["next_probabilities"][name]
         k = max(range(len(probabilities)), key=probabilities.__getitem__)
-        if space is not None and name in space:
-            parts.append(f"{name}={space[name].categories[k]} (P={probabilities[k]:.2f})")
-        else:
-            parts.append(f"{name}=category {k} (P={probabilities[k]:.2f})")
-    return ", ".join(parts)
+        label = space[name].categories[k] if space is not None and name in space else f"category {k}"
+        return f"{label} (P={probabilities[k]:.2f})"
+
+    def value(name: str) -> str:
+        unit = getattr(space[name], "unit", "") if space is not None and name in space else ""
+        return f"{record['next_values'][name]:.3g}{' ' + unit if unit else ''}"
+
+    parts, used = [], set()
+    for name in record["next_values"]:
+        stem = name.removesuffix("_thickness")
+        if stem != name and f"{stem}_material" in record["next_probabilities"]:
+            parts.append(f"{stem}: {category(stem + '_material')}, {value(name)}")
+            used |= {name, f"{stem}_material"}
+    parts += [f"{n}={value(n)}" for n in record["next_values"] if n not in used]
+    parts += [f"{n}={category(n)}" for n in record["next_probabilities"] if n not in used]
+    return " " + ", ".join(parts) if len(parts) < 4 else "\n    " + "\n    ".join(parts)
 
 
 def status_command(run: str | Path, echo: Echo = _echo) -> int:
@@ -109,7 +119,7 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     from detopt.optimize.loop import iteration_dir
 
     space = DesignSpace.load(iteration_dir(run, len(records) - 1) / "design_next.json")
-    echo("  design: " + _design_line(last, space))
+    echo("  design:" + _design_line(last, space))
     return 0
 
 
