@@ -91,7 +91,9 @@ class OneLineErrorGroup(TyperGroup):
         except DetoptError as exc:
             print(error_line(exc), file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        except typer.Abort:
-            print("Aborted!", file=sys.stderr)
-            sys.exit(1)
+        except typer.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+            print("interrupted: files are written whole or not at all, so nothing half-written is left; "
+                  "rerun the command to do that step again (detopt optimize resumes after its last complete iteration)",
+                  file=sys.stderr)
+            sys.exit(130)
         sys.exit(status if isinstance(status, int) else 0)
