@@ -77,3 +77,39 @@ def test_nan_output_drops_that_design_and_the_run_goes_on(tmp_path: Path) -> Non
     faults = (tmp_path / "run" / "faults.jsonl").read_text()
     assert "NaN or infinite features" in faults
     assert np.isfinite(records[0]["reconstruction_loss"])
+
+
+def test_no_write_goes_through_a_symbolic_link_out_of_the_run(tmp_path: Path) -> None:
+    from detopt.optimize.run_directory import RunDirectory
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "faults.jsonl").symlink_to(outside)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        RunDirectory(run).append_faults([{"error": "x"}])
+    assert outside.read_text() == "precious\n"
+
+
+def test_report_refuses_a_report_folder_that_links_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / "run")))
+    assert run_cli(["optimize", str(path)]).exit_code == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (tmp_path / "run" / "report").symlink_to(foreign)
+    result = run_cli(["report", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert list(foreign.iterdir()) == []
+
+
+def test_the_local_scheduler_and_dashboard_listen_on_loopback_only() -> None:
+    from detopt.execution import DaskExecutor
+
+    with DaskExecutor(n_workers=1) as executor:
+        client = executor._client
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert "127.0.0.1" in client.dashboard_link
+        for worker in client.scheduler_info()["workers"]:
+            assert worker.startswith("tcp://127.0.0.1:")

@@ -748,7 +748,9 @@ def _run_locked(
         for iteration in range(start, iterations):
             folder = run.iteration(iteration)
             try:
-                if folder.exists():
+                if folder.is_symlink():  # never delete through a link: only the link goes
+                    folder.unlink()
+                elif folder.exists():
                     shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
                 if progress is not None:
                     progress("iteration", iteration - start, iterations - start)

@@ -117,7 +117,14 @@ class RunDirectory:
         """Append fault lines to ``faults.jsonl`` (one ``write``, so a crash cuts at most the last line)."""
         if not lines:
             return
-        fd = os.open(Path(self.path) / FAULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        path = Path(self.path) / FAULTS_FILE
+        try:  # never through a symbolic link: the faults of this run go into this run
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR):
+                raise ConfigError("run_dir", f"{path} is a symbolic link or a folder, not the run's fault log; "
+                                  "move it away and rerun to resume") from None
+            raise
         try:
             os.write(fd, "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
         finally:

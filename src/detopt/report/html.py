@@ -61,6 +61,13 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
         raise ConfigError("run", f"{run_dir} has no complete iteration yet")
     out_html = output if output is not None else run_dir / "report" / "index.html"
     folder = out_html.parent
+    if output is None and folder.is_symlink():
+        raise ConfigError("run", f"{folder} is a symbolic link; the report is written only inside the run (remove the link, "
+                          "or give -o for another place)")
+    if out_html.is_dir():
+        raise ConfigError("--output", f"{out_html} is a folder; give the path of the HTML file")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("--output", f"{folder} is a file, not a folder")
     start_space = DesignSpace.load(iteration_dir(run_dir, 0) / "design.json")
     categories = {p.name: list(p.categories) for p in start_space.discrete}
     limits = {name: float(m["limit"]) for name, m in info["monitors"].items() if m.get("limit") is not None} or _limits(config)
