@@ -113,3 +113,25 @@ def test_the_local_scheduler_and_dashboard_listen_on_loopback_only() -> None:
         assert "127.0.0.1" in client.dashboard_link
         for worker in client.scheduler_info()["workers"]:
             assert worker.startswith("tcp://127.0.0.1:")
+
+
+def test_a_changed_file_of_the_last_iteration_stops_the_resume(tmp_path: Path) -> None:
+    """A swapped design_next.json (or any file done.json recorded) is named; nothing is written."""
+    import json
+
+    path = tmp_path / "config.yaml"
+    config = tiny_config(tmp_path / "run")
+    path.write_text(yaml.safe_dump(config))
+    assert run_cli(["optimize", str(path)]).exit_code == 0
+    done = json.loads((tmp_path / "run" / "iterations" / "0000" / "done.json").read_text())
+    assert "design_next.json" in done["sha256"] and "events.parquet" in done["sha256"]
+    target = tmp_path / "run" / "iterations" / "0000" / "design_next.json"
+    target.write_text(target.read_text().replace("40.", "41.", 1) if "40." in target.read_text() else target.read_text() + " ")
+    config["iterations"] = 2
+    path.write_text(yaml.safe_dump(config))
+    before = snapshot([tmp_path / "run"])
+    result = run_cli(["optimize", str(path)])
+    assert result.exit_code == 2 and "design_next.json" in result.stderr and "changed since iteration 0" in result.stderr
+    after = snapshot([tmp_path / "run"])
+    assert {k: v for k, v in after.items() if not k.endswith(("config.yaml", "run.json"))} == \
+        {k: v for k, v in before.items() if not k.endswith(("config.yaml", "run.json"))}

@@ -104,6 +104,9 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     if not records:
         echo(f"{run}: no complete iteration yet")
         return 0
+    from detopt.optimize.run_directory import verify_iteration
+
+    verify_iteration(run, len(records) - 1)  # the files the summary reads are those the run wrote
     last = records[-1]
     echo(f"{run}: {len(records)} complete iteration(s)")
     echo(f"  reconstruction loss L (current design): {last['reconstruction_loss']:.4g}  (first: {records[0]['reconstruction_loss']:.4g})")

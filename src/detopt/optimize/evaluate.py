@@ -62,6 +62,10 @@ def evaluate_run(problem: Problem, run_dir: Any, n_events: int = 8000) -> dict[s
     done = completed_iterations(run)
     if done == 0:
         raise ConfigError("run", f"{run} has no complete iteration to evaluate")
+    from detopt.optimize.run_directory import verify_iteration
+
+    verify_iteration(run, 0)
+    verify_iteration(run, done - 1)
     start = DesignSpace.load(iteration_dir(run, 0) / "design.json")
     final = DesignSpace.load(iteration_dir(run, done - 1) / "design_next.json")
     if start.names != problem.space.names:

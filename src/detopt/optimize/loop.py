@@ -64,8 +64,10 @@ from detopt.optimize.run_directory import (
     RUN_FILE,
     WRITE_ERRNOS,
     RunDirectory,
+    file_checksums,
     run_info,
     run_lock,
+    verify_iteration,
 )
 from detopt.optimize.trust_region import (
     TRUST_REGION_B,
@@ -353,6 +355,7 @@ def load_state(problem: Problem, settings: LoopSettings, run: RunDirectory, iter
         width = WidthState(settings.width.initial if settings.adaptive else 1.0)
         return LoopState(space, space.covariance() * width.width**2, width)
     previous = run.iteration(iteration - 1)
+    verify_iteration(Path(run.path), iteration - 1)
     space = DesignSpace.load(previous / "design_next.json")
     saved = run.read_json(previous / "covariance_next.json", "covariance")
     width = run.read_json(previous / "covariance_next.json", "width")
@@ -869,7 +872,7 @@ def _run_iteration(
         origin_design=origin_design,
     )
     run.write_json(folder / "record.json", record.to_dict())
-    run.write_json(folder / DONE_FILE, {"iteration": iteration, "format": RECORD_FORMAT})
+    run.write_json(folder / DONE_FILE, {"iteration": iteration, "format": RECORD_FORMAT, "sha256": file_checksums(folder)})
     return record
 
 

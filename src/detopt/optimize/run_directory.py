@@ -32,7 +32,9 @@ __all__ = [
     "RECORD_FORMAT",
     "WRITE_ERRNOS",
     "RunDirectory",
+    "file_checksums",
     "read_run_info",
+    "verify_iteration",
     "run_info",
     "to_jsonable",
 ]
@@ -166,6 +168,46 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` but ``done.json`` (relative path -> hex digest)."""
+    import hashlib
+
+    sums = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != DONE_FILE:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            sums[str(path.relative_to(folder))] = digest.hexdigest()
+    return sums
+
+
+def verify_iteration(run_dir: Path, iteration: int) -> None:
+    """The files of a complete iteration are those its ``done.json`` recorded (resume reads them): a DataError
+    naming the first changed, missing or damaged file otherwise. Iterations completed before checksums were
+    recorded pass unchecked."""
+    folder = Path(run_dir) / ITERATIONS_DIR / f"{iteration:04d}"
+    try:
+        done = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{folder / DONE_FILE}: damaged; delete {folder} to redo iteration {iteration}") from None
+    recorded = done.get("sha256") if isinstance(done, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    for name, digest in recorded.items():
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            raise DataError(f"{path}: missing (or replaced by a link or folder) since iteration {iteration} was completed; "
+                            f"restore it, or delete {folder} to redo that iteration")
+    actual = file_checksums(folder)
+    intact = f"iterations 0-{iteration - 1} are intact" if iteration > 0 else "no earlier iteration exists"
+    for name, digest in recorded.items():
+        if actual.get(name) != digest:
+            raise DataError(f"{folder / name}: changed since iteration {iteration} was completed (checksum in done.json); "
+                            f"{intact}: restore the file, or delete {folder} to redo iteration {iteration}")
 
 
 def run_info(seed: int, source: str, monitors: dict[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,9 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     records = load_records(run_dir)
     if not records:
         raise ConfigError("run", f"{run_dir} has no complete iteration yet")
+    from detopt.optimize.run_directory import verify_iteration
+
+    verify_iteration(run_dir, len(records) - 1)
     out_html = output if output is not None else run_dir / "report" / "index.html"
     folder = out_html.parent
     if output is None and folder.is_symlink():
