@@ -290,6 +290,20 @@ def loop_settings(config: RunConfig) -> LoopSettings:
     )
 
 
+def _previous_config(path: Path) -> dict[str, Any]:
+    """The configuration a run directory was started with; a ConfigError naming the file when it is damaged."""
+    damaged = f"{path} is damaged, so this run cannot be checked against your configuration: restore it, or use a new run directory"
+    if path.is_symlink() or not path.is_file():
+        raise ConfigError("run_dir", damaged.replace("is damaged", "is not a plain file"))
+    try:
+        previous = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise ConfigError("run_dir", damaged) from None
+    if not isinstance(previous, dict):
+        raise ConfigError("run_dir", damaged)
+    return previous
+
+
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
     """The parts of a resolved configuration that must not change when a run is resumed."""
     return {k: v for k, v in resolved.items() if k not in ("iterations", "execution", "run_dir")}
@@ -329,8 +343,8 @@ def prepare_run(
         raise ConfigError("run_dir", "give --run-dir or run_dir in the configuration")
     path = Path(target)  # a relative run_dir is relative to the working directory, like --run-dir
     existing = path / CONFIG_FILE
-    if existing.is_file():
-        previous = yaml.safe_load(existing.read_text(encoding="utf-8"))
+    if existing.exists() or existing.is_symlink():
+        previous = _previous_config(existing)
         if _comparable(previous) != _comparable(resolved):
             changed = sorted(k for k in set(_comparable(previous)) | set(_comparable(resolved))
                              if previous.get(k) != resolved.get(k))
