@@ -166,6 +166,35 @@ class SerialExecutor:
         return outcomes
 
 
+def _die_with_driver_plugin() -> Any:
+    """A worker plugin for the local cluster (built on use: distributed is imported lazily)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class DieWithDriver(_DieWithDriver, WorkerPlugin):
+        pass
+
+    return DieWithDriver()
+
+
+class _DieWithDriver:
+    """A Dask worker plugin for the local cluster: the worker process is killed when the driver process dies,
+    even by SIGKILL (Linux parent-death signal), so no worker is left running after a killed run."""
+
+    def setup(self, worker: Any) -> None:
+        import signal
+        import sys
+
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+            except (OSError, AttributeError):
+                pass
+
+    def teardown(self, worker: Any) -> None:
+        return None
+
+
 class DaskExecutor:
     """Runs the tasks on Dask: a ``LocalCluster`` of ``n_workers`` single-threaded processes by default,
     the cluster that ``cluster_factory`` starts (dask-jobqueue on Slurm, HTCondor, PBS, LSF:
@@ -221,6 +250,7 @@ class DaskExecutor:
                 memory_limit=self.memory_limit,
             )
             self._client = Client(self._cluster)
+            self._client.register_plugin(_die_with_driver_plugin(), name="detopt-die-with-driver")
         else:
             self._client = Client(self.address)
         return self
