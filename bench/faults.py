@@ -2,15 +2,16 @@
 
 Usage: python bench/faults.py [--quick] [--json PATH] [--kills N] [--seed S]
 
-1. Runs a small two-iteration calorimeter study (``examples/quick.yaml`` cut down, serial
-   simulations) once without interruption through the installed ``detopt optimize`` command.
+1. Runs a small two-iteration calorimeter study (``examples/quick.yaml`` cut down, simulations on a
+   local Dask cluster of 2 workers) once without interruption through the installed ``detopt optimize`` command.
 2. For each of ``--kills`` trials (20 by default, 3 with ``--quick``): starts the same command in a
    fresh run directory, SIGKILLs it at a random time inside one of its two iterations (alternately
    iteration 0 and 1: uniform over the reference run's wall time of that iteration, counted from the
    line the command prints when the iteration starts), reruns the same command to resume,
    and compares the final design (values, material probabilities and sampling covariance) with the
    uninterrupted run's, bit for bit. ``kills_survived`` counts identical results; ``runs_lost``
-   counts resumes that did not finish (it must be 0). The uninterrupted run is repeated at the end
+   counts resumes that did not finish (it must be 0); ``orphans`` counts the killed driver's processes
+   (its Dask workers) still running 5 s after the kill, over all kills (it must be 0). The uninterrupted run is repeated at the end
    (``reference_repeat_identical``): a difference there means the code changed during the benchmark.
 3. Runs the same study (10 designs per iteration) in-process on a Dask LocalCluster (2 workers) twice: clean, and with every
    simulation attempt failing with probability 1/5 (``tests/faultsim.py``, fault seed recorded);
@@ -47,7 +48,7 @@ def small_config(iterations: int = 2) -> dict[str, Any]:
     config = yaml.safe_load((ROOT / "examples" / "quick.yaml").read_text())
     config.update(iterations=iterations, seed=7)
     config["simulation"].update(events_per_design=100, designs_per_iteration=5)
-    config["execution"].update(backend="serial", retries=1, torch_threads=1)
+    config["execution"].update(backend="local", n_workers=2, retries=1, torch_threads=1)
     config["reconstruction"].update(epochs=4)
     config["surrogate"].update(epochs=4, hidden=[32, 32], train_steps=20, ddim_steps=4)
     config["optimizer"].update(max_steps=20, events=200, global_designs=0)
@@ -107,9 +108,34 @@ def loop_seconds(config: Path, run_dir: Path) -> tuple[float, float]:
     return end - start, end - loop_start
 
 
-def kill_at(config: Path, run_dir: Path, after: str, delay_s: float) -> bool:
+def _descendants(pid: int) -> list[int]:
+    """Every process whose chain of parents reaches ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_at(config: Path, run_dir: Path, after: str, delay_s: float) -> tuple[bool, int]:
     """Start the command, SIGKILL it ``delay_s`` after the first output line starting with ``after``
-    ('run directory': the loop starts; 'iter    0': iteration 0 is complete); False if it ended first."""
+    ('run directory': the loop starts; 'iter    0': iteration 0 is complete); False if it ended first.
+    Also returns how many of its processes (Dask workers) were still running 5 s after the kill."""
     proc = subprocess.Popen(
         [str(DETOPT), "optimize", str(config), "--run-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True,
@@ -120,11 +146,18 @@ def kill_at(config: Path, run_dir: Path, after: str, delay_s: float) -> bool:
             break
     time.sleep(delay_s)
     alive = proc.poll() is None
+    children = _descendants(proc.pid) if alive else []
     if alive:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     proc.stdout.close()
-    return alive
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(_alive(p) for p in children):
+        time.sleep(0.1)
+    orphans = [p for p in children if _alive(p)]
+    for p in orphans:
+        os.kill(p, signal.SIGKILL)
+    return alive, len(orphans)
 
 
 def faulty_run(config_dict: dict[str, Any], folder: Path, failure_rate: float, fault_seed: int) -> dict[str, float]:
@@ -194,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
         assert Path(detopt.__file__).is_relative_to(frozen), detopt.__file__
 
-        tried = survived = lost = 0
+        tried = survived = lost = orphans = 0
         killed_after = [0, 0, 0]  # kills that found 0, 1 or 2 complete iterations
         resume_times: list[float] = []
         attempts = 0
@@ -203,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = folder / f"kill-{attempts:02d}"
             target = tried % 2
             delay = float(rng.uniform(0.0, spans[target]))
-            if not kill_at(config, run_dir, marks[target], delay):
+            killed, left = kill_at(config, run_dir, marks[target], delay)
+            if not killed:
                 continue  # the run ended before the kill: not a trial
+            orphans += left
             tried += 1
             from detopt.optimize.loop import completed_iterations
 
@@ -232,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "kills_tried": float(tried),
         "kills_survived": float(survived),
         "runs_lost": float(lost),
+        "orphans": float(orphans),  # driver processes (Dask workers) still running 5 s after a kill, over all kills
         "reference_repeat_identical": float(stable),
         "kills_in_iteration_0": float(killed_after[0]),
         "kills_in_iteration_1": float(killed_after[1]),

@@ -135,3 +135,20 @@ def test_a_changed_file_of_the_last_iteration_stops_the_resume(tmp_path: Path) -
     after = snapshot([tmp_path / "run"])
     assert {k: v for k, v in after.items() if not k.endswith(("config.yaml", "run.json"))} == \
         {k: v for k, v in before.items() if not k.endswith(("config.yaml", "run.json"))}
+
+
+def test_report_on_a_read_only_run_is_one_line(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / "run")))
+    assert run_cli(["optimize", str(path)]).exit_code == 0
+    (tmp_path / "run").chmod(0o555)
+    try:
+        result = run_cli(["report", str(tmp_path / "run")])
+        assert result.exit_code == 2 and "-o PATH" in result.stderr
+        assert run_cli(["report", str(tmp_path / "run"), "-o", str(tmp_path / "elsewhere")]).exit_code == 0
+    finally:
+        (tmp_path / "run").chmod(0o755)

@@ -199,7 +199,7 @@ def status(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> Non
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A run directory.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default RUN/report).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder, or the HTML file to write (default RUN/report).")] = None,
 ) -> None:
     """Write the figures and a self-contained HTML report of a run."""
     from detopt.optimize.cli_commands import report_command

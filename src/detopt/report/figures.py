@@ -189,3 +189,38 @@ def plot_parameters(records: Sequence[Record], path: Path, units: Mapping[str, s
         ax.set_ylabel(f"{name} [{unit}]" if unit else name)
     fig.tight_layout()
     return _save(fig, path)
+
+
+@hep_style
+def plot_stack(records: Sequence[Record], path: Path, categories: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """The start and the final detector side by side: each layer drawn to scale along the beam, labelled with
+    its material (most probable) and thickness."""
+    plt = _pyplot()
+    layers = _layers(records[0]) if records else []
+    fig, ax = plt.subplots(figsize=(10, 2.8))
+    designs = [("start", records[0]["values"], records[0]["probabilities"]),
+               ("final", records[-1]["next_values"], records[-1]["next_probabilities"])]
+    for row, (label, values, probabilities) in enumerate(designs):
+        left = 0.0
+        for stem in layers:
+            thickness = float(values[f"{stem}_thickness"])
+            probs = probabilities[f"{stem}_material"]
+            names = (categories or {}).get(f"{stem}_material")
+            k = int(np.argmax(probs))
+            material = names[k] if names is not None else str(k)
+            color = _MATERIAL_COLORS.get(material, f"C{k}")
+            ax.barh(row, thickness, left=left, height=0.6, color=color, edgecolor="black", linewidth=0.6)
+            text = f"{material}\n{thickness:.3g} cm" if thickness > 12 else (material if thickness > 5 else "")
+            if text:
+                import matplotlib.colors
+
+                r, g, b = matplotlib.colors.to_rgb(color)
+                ink = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
+                ax.text(left + thickness / 2, row, text, ha="center", va="center", fontsize=8, color=ink)
+            left += thickness
+    ax.set_yticks([0, 1], [d[0] for d in designs])
+    ax.set_ylim(-0.5, 1.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("depth along the beam [cm] (beam from the left)")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -19,6 +19,7 @@ from detopt.report.figures import (
     plot_losses,
     plot_parameters,
     plot_probabilities,
+    plot_stack,
     plot_validation,
 )
 
@@ -37,6 +38,19 @@ def _limits(config: dict[str, Any]) -> dict[str, float]:
 
 def write_report(run_dir: Path, output: Path | None = None) -> Path:
     """Write ``report/*.png`` and ``report/index.html`` (or ``output``) for the run in ``run_dir``."""
+    import errno
+
+    try:
+        return _write_report(run_dir, output)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR):
+            raise
+        where = exc.filename or output or Path(run_dir) / "report"
+        raise ConfigError("--output", f"cannot write the report to {where}: {exc.strerror or exc}; give -o PATH "
+                          "for a writable place") from None
+
+
+def _write_report(run_dir: Path, output: Path | None) -> Path:
     from detopt.optimize.loop import iteration_dir, load_records
 
     from detopt.design import DesignSpace
@@ -62,6 +76,8 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     from detopt.optimize.run_directory import verify_iteration
 
     verify_iteration(run_dir, len(records) - 1)
+    if output is not None and Path(output).suffix.lower() not in (".html", ".htm"):
+        output = Path(output) / "index.html"  # a folder: the report and its figures go inside
     out_html = output if output is not None else run_dir / "report" / "index.html"
     folder = out_html.parent
     if output is None and folder.is_symlink():
@@ -76,6 +92,7 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     limits = {name: float(m["limit"]) for name, m in info["monitors"].items() if m.get("limit") is not None} or _limits(config)
     units = {p.name: p.unit for p in start_space.continuous}
     figures: list[tuple[str, Path]] = [
+        *([("Start and final detector, to scale", plot_stack(records, folder / "stack.png", categories))] if _layers(records[0]) else []),
         ("Detector composition per iteration (AIDO fig. 5)", plot_composition(records, folder / "composition.png", categories))
         if _layers(records[0]) else
         ("Design parameters per iteration", plot_parameters(records, folder / "parameters.png", units)),
