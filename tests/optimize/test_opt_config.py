@@ -106,7 +106,7 @@ def test_tiny_calorimeter_run_status_and_changed_config(tmp_path: Path, capsys: 
     assert re.search(r"^    absorber_0: (Pb|Fe) \(P=0\.\d\d\), [\d.]+ cm$", out, re.M)
     assert report_command(tmp_path / "run") == 0
     page = (tmp_path / "run" / "report" / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 6  # figures 5, 6, 8, 9 and two of figure 4, embedded
+    assert page.count("data:image/png;base64,") == 7  # the stack, figures 5, 6, 8, 9 and two of figure 4, embedded
     assert evaluate_command(tmp_path / "run", n_events=400) == 0
     evaluation = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert evaluation["start"]["loss"] > 0 and evaluation["final"]["loss"] > 0

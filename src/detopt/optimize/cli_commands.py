@@ -184,6 +184,13 @@ def evaluate_command(
         limit = f" (limit {monitor.limit:g}{unit})" if monitor.limit is not None else ""
         echo(f"final {name}: {result['final'][name]:.6g}{unit}{limit}")
     echo(f"improvement of the reconstruction loss: {100 * result['relative_improvement']:.1f}%")
+    from detopt.design import DesignSpace
+    from detopt.optimize.loop import iteration_dir
+
+    final = DesignSpace.load(iteration_dir(run, int(result["iterations"]) - 1) / "design_next.json")
+    shown = {"next_values": {p.name: p.value for p in final.continuous},
+             "next_probabilities": {p.name: list(p.probabilities) for p in final.discrete}}
+    echo("final design:" + _design_line(shown, final))
     from detopt.atomic import write_text_atomic
 
     name = "evaluation.json" if simulator is None else f"evaluation_{simulator}.json"
