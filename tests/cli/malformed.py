@@ -144,6 +144,7 @@ CONFIG_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "execution.retries": bad_int(0),
     "execution.timeout_s": bad_positive_float(),
     "execution.min_designs": bad_int(2),
+    "execution.local_host": st.one_of(st.sampled_from(["has space", "a/b", "", "x;rm -rf", "host\n"]), junk_containers),
     "optimizer.lr": bad_positive_float(),
     "optimizer.max_steps": bad_int(1),
     "optimizer.trust_region_b": bad_positive_float(),

@@ -214,6 +214,7 @@ class DaskExecutor:
         memory_limit: str | None = "auto",
         timeout_s: float | None = None,
         cluster_factory: Callable[[], Any] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ConfigError("execution.n_workers", f"must be an integer >= 1, got {n_workers!r}")
@@ -223,6 +224,7 @@ class DaskExecutor:
         self.timeout_s = _check_timeout(timeout_s)
         self.threads_per_worker = threads_per_worker
         self.memory_limit = memory_limit
+        self.host = host
         #: Starts a cluster (e.g. dask-jobqueue's, :func:`detopt.execution.clusters.cluster_factory`) on ``__enter__``.
         self.cluster_factory = cluster_factory
         self._cluster: Any = None
@@ -245,8 +247,8 @@ class DaskExecutor:
                 n_workers=self.n_workers,
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
+                host=self.host,
+                dashboard_address=f"{self.host}:0",
                 memory_limit=self.memory_limit,
             )
             self._client = Client(self._cluster)
@@ -312,6 +314,7 @@ def make_executor(
     retries: int = 1,
     timeout_s: float | None = None,
     cluster: ClusterSettings | None = None,
+    host: str = "127.0.0.1",
 ) -> SerialExecutor | DaskExecutor:
     """``"serial"`` -> :class:`SerialExecutor`; ``"local"`` -> :class:`DaskExecutor` (LocalCluster);
     ``"slurm"``, ``"htcondor"``, ``"pbs"``, ``"lsf"`` -> :class:`DaskExecutor` on a dask-jobqueue cluster
@@ -326,7 +329,7 @@ def make_executor(
     if backend == "serial":
         return SerialExecutor(retries=retries, timeout_s=timeout_s)
     if backend == "local":
-        return DaskExecutor(n_workers=n_workers, retries=retries, timeout_s=timeout_s)
+        return DaskExecutor(n_workers=n_workers, retries=retries, timeout_s=timeout_s, host=host)
     if backend in ("address", "dask"):
         return DaskExecutor(n_workers=n_workers, address=address, retries=retries, timeout_s=timeout_s)
     raise ConfigError(

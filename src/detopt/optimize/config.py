@@ -198,6 +198,9 @@ class ExecutionSettings(_Strict):
     cluster: ClusterSettings | None = None
     #: where the driver trains the networks: "auto" is CUDA when available (``detopt optimize --device``)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: local backend: the address the scheduler, its workers and the dashboard listen on. The default, loopback,
+    #: keeps other hosts out (a Dask scheduler runs what it is sent); "0.0.0.0" opens it to the network
+    local_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:\-]+$")
 
     @model_validator(mode="after")
     def _fits_backend(self) -> ExecutionSettings:

@@ -369,7 +369,8 @@ def optimize_run(prepared: PreparedRun, log: Log | None = None, progress: Progre
     import torch
 
     ex = prepared.config.execution
-    executor = make_executor(ex.backend, ex.n_workers, ex.address, ex.retries, timeout_s=ex.timeout_s, cluster=ex.cluster)
+    executor = make_executor(ex.backend, ex.n_workers, ex.address, ex.retries, timeout_s=ex.timeout_s, cluster=ex.cluster,
+                             host=ex.local_host)
     threads = torch.get_num_threads()
     if ex.torch_threads is not None:
         torch.set_num_threads(ex.torch_threads)
