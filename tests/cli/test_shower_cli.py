@@ -122,3 +122,12 @@ def test_gradients_of_lateral_containment_use_the_moliere_radius_or_radius_cm(wo
     expected = float(radius) if radius else get_geometry("A").effective(row["design"]["material"])[0].moliere_radius_cm
     assert row["radius_cm"] == pytest.approx(expected)
     assert 0.0 < row["fd"]["utility"] <= 1.0 and len(row["autograd"]) == 2
+
+
+def test_adapting_on_all_the_data_keeps_the_reference_adapter(work: Path) -> None:
+    """``--fractions 1`` with scratch trains the same thing as the reference, but into its own folder."""
+    result = _run("adapt", str(work), "--base", "tiny", "--data", "A", "--test", "A_test", "--fractions", "1",
+                  "--methods", "scratch", "--adam-steps", "4", "--reference-steps", "4", "--steps", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    adapters = sorted(p.name for p in (work / "adapters").iterdir())
+    assert "adapt_reference_scratch_all" in adapters and "adapt_scratch_1" in adapters

@@ -365,13 +365,13 @@ def adapt(
     rows: list[dict[str, Any]] = []
     warnings_seen: list[str] = []
 
-    def run(method: str, fraction: float, train_steps: int) -> dict[str, Any]:
+    def run(method: str, fraction: float, train_steps: int, label: str | None = None) -> dict[str, Any]:
         subset = full if fraction >= 1.0 else full.subsample(fraction, seed)
         cond = aligned_conditions(model, subset.condition_names, subset.conditions)
         cfg = steps_to_epochs(len(subset), config, train_steps)
         adapted = adapt_model(model, cond, subset.maps, method, cfg, lora if method == "lora" else None,  # type: ignore[arg-type]
                               refit_normalization=refit_normalization)
-        label = f"{method}_{fraction:g}"
+        label = label or f"{method}_{fraction:g}"  # the reference has its own name: --fraction 1 must not overwrite it
         adapted.save(folder / "adapters" / f"{tag}_{label}")
         ev = evaluate_sampler(adapted.sample, adapted.model, test_set, n_steps=steps, seed=seed,
                               min_energy_gev=min_energy if min_energy > 0 else None, classifier=False)
@@ -396,7 +396,7 @@ def adapt(
     with StageProgress("adaptation", "adaptations") as progress:
         progress("adaptation", 0, total)
         progress("scratch on all showers (reference)", 0, 1)
-        reference = run("scratch", 1.0, reference_steps)
+        reference = run("scratch", 1.0, reference_steps, label="reference_scratch_all")
         rows.append(reference)
         for fraction in fracs:
             for method in chosen:
