@@ -59,3 +59,18 @@ def test_scale_is_clamped_outside_the_training_range() -> None:
 def test_unknown_mode() -> None:
     with pytest.raises(ConfigError, match="residual"):
         ConditionalAffine(2, 1, "quadratic")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["mean_scale", "mlp"])
+def test_a_feature_constant_over_the_data_keeps_a_finite_unit_scale(mode: str) -> None:
+    """A voxel empty in every shower of a small 32x32 set: before, its log-scale was log(0) and training gave NaN."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(20, 3, generator=g)
+    x = torch.randn(20, 4, generator=g)
+    x[:, 2] = 0.0  # constant (standardized: exactly zero)
+    affine = ConditionalAffine(3, 4, mode).fit(c, x)
+    z = affine(x, c)
+    assert torch.isfinite(z).all()
+    assert torch.allclose(z[:, 2], torch.zeros(20), atol=1e-3)
+    assert torch.allclose(affine.inverse(z, c), x, atol=1e-4)
+    assert float(z[:, [0, 1, 3]].square().mean()) == pytest.approx(1.0, rel=0.35)  # the others still standardized

@@ -127,11 +127,16 @@ class ConditionalAffine(nn.Module):
             return self
         residual = x64 - (c64 @ beta[:-1] + beta[-1])
         power = residual.square()
+        # a feature the mean explains exactly (e.g. a voxel empty in every shower of a small set) keeps scale 1:
+        # its log-scale would be log(0)
+        constant = power.mean(dim=0) <= 1e-24
         floor = 1e-8 * power.mean(dim=0).clamp(min=1e-30)
         gamma = _ridge_solve(c64, torch.log(power + floor))
+        gamma[:, constant] = 0.0
         log_scale = 0.5 * (c64 @ gamma[:-1] + gamma[-1])
         # Global correction: the standardized residual gets unit mean square.
-        correction = 0.5 * torch.log((power / torch.exp(2.0 * log_scale)).mean(dim=0))
+        ratio = (power / torch.exp(2.0 * log_scale)).mean(dim=0)
+        correction = torch.where(constant, torch.zeros_like(ratio), 0.5 * torch.log(ratio.clamp(min=1e-300)))
         log_scale = log_scale + correction
         self.scale_weight.copy_(0.5 * gamma[:-1])
         self.scale_bias.copy_(0.5 * gamma[-1] + correction)
