@@ -131,3 +131,13 @@ def test_adapting_on_all_the_data_keeps_the_reference_adapter(work: Path) -> Non
     assert result.exit_code == 0, result.output
     adapters = sorted(p.name for p in (work / "adapters").iterdir())
     assert "adapt_reference_scratch_all" in adapters and "adapt_scratch_1" in adapters
+
+
+def test_evaluate_offers_dpm_solver_and_ddim_with_eta(work: Path) -> None:
+    for args in (["--sampler", "dpm"], ["--eta", "1"]):
+        result = _run("evaluate", str(work), "--model", "tiny", "--data", "A_test", "--steps", "3", "--tag", "s_" + args[1], *args)
+        assert result.exit_code == 0, result.output
+    dpm = json.loads((work / "s_dpm.json").read_text())["numbers"]
+    assert dpm["sampler_is_dpm"] == 1
+    refused = _run("evaluate", str(work), "--model", "tiny", "--data", "A_test", "--sampler", "dpm", "--eta", "0.5")
+    _assert_one_line_error(refused, "--eta", "deterministic")

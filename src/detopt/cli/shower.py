@@ -274,7 +274,9 @@ def evaluate(
     model_name: Annotated[str, typer.Option("--model", "-m", help="Model name (DIR/models/NAME/).")],
     data: Annotated[str, typer.Option("--data", "-d", help="Test data set (held-out conditions).")],
     adapter: Annotated[str | None, typer.Option("--adapter", help="Evaluate with this adapter (DIR/adapters/NAME/).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="DDIM steps (<= 20 recommended).")] = 10,
+    steps: Annotated[int, typer.Option("--steps", help="Sampling steps (<= 20 recommended).")] = 10,
+    sampler_name: Annotated[str, typer.Option("--sampler", help="ddim, or dpm (DPM-Solver++ 2M: deterministic, second order).")] = "ddim",
+    eta: Annotated[float, typer.Option("--eta", help="DDIM eta: 0 deterministic, 1 as stochastic as DDPM.")] = 0.0,
     guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance weight w (0: off).")] = 0.0,
     min_energy: Annotated[float, typer.Option("--min-energy", help="Only beams >= this energy (GeV; 0: all).")] = 10.0,
     tag: Annotated[str | None, typer.Option("--tag", help="Output name (default evaluate_MODEL_DATA).")] = None,
@@ -285,6 +287,11 @@ def evaluate(
     _whole(steps, "--steps", 1, 1000)
     _number(guidance, "--guidance", 0.0, 100.0)
     _number(min_energy, "--min-energy", 0.0, 1e6)
+    _number(eta, "--eta", 0.0, 1.0)
+    if sampler_name not in ("ddim", "dpm"):
+        raise ConfigError("--sampler", f"must be ddim or dpm, got {sampler_name!r}")
+    if sampler_name == "dpm" and eta != 0.0:
+        raise ConfigError("--eta", f"DPM-Solver++ is deterministic: eta must be 0, got {eta}")
     model_dir = _model_dir(folder, model_name)
     data_path = _data_path(folder, data)
     tag = _name(tag, "--tag") if tag else f"evaluate_{model_name}_{data}" + (f"_{adapter}" if adapter else "")
@@ -299,11 +306,16 @@ def evaluate(
     if adapter:
         adapted = AdaptedShower.load(folder / "adapters" / _name(adapter, "--adapter"), model)
         sampler, model = adapted.sample, adapted.model
+    import functools
+
+    sampler = functools.partial(sampler, method=sampler_name, eta=eta)
     ds = ShowerDataset.from_parquet(data_path)
     ev = evaluate_sampler(sampler, model, ds, n_steps=steps, seed=seed, guidance=guidance,
                           min_energy_gev=min_energy if min_energy > 0 else None, floor=floor)
-    evaluation_figures(ev, folder, f"{tag}_", f"{model_name} on {data}, DDIM {steps}")
-    _finish(folder, tag, {**ev.numbers, "seed": seed}, {"per_condition": ev.per_condition}, ev.extrapolation)
+    label = f"DPM-Solver++ {steps}" if sampler_name == "dpm" else f"DDIM {steps}" + (f" eta {eta:g}" if eta else "")
+    evaluation_figures(ev, folder, f"{tag}_", f"{model_name} on {data}, {label}")
+    _finish(folder, tag, {**ev.numbers, "seed": seed, "sampler_is_dpm": int(sampler_name == "dpm"), "eta": eta},
+            {"per_condition": ev.per_condition, "sampler": sampler_name}, ev.extrapolation)
     n = ev.numbers
     typer.echo(
         f"{tag}: rel. RMSE of means: E {n['total_energy_gev_rel_rmse_mean']:.4f}, radius {n['radius_cm_rel_rmse_mean']:.4f}, "
