@@ -72,6 +72,18 @@ def test_lora_adapter_round_trip_and_refusal_of_another_base(base_and_b, tmp_pat
         AdaptedShower.load(tmp_path / "lora", other)
 
 
+def test_lora_samples_through_merged_weights_with_the_same_maps(base_and_b) -> None:
+    base, b = base_and_b
+    adapted = adapt(base, b.conditions, b.maps, "lora", CONFIG, LoraSettings(rank=4, alpha=8))
+    merged = adapted.sampling_network()
+    assert merged is not adapted.network and not any("lora_" in k for k in merged.state_dict())
+    noise = _noise(6, base.representation.code_dim)
+    unmerged = adapted.model.sample(b.conditions[:6], n_steps=3, noise=noise, network=adapted.network,
+                                    code_range=adapted.code_range, condition_range=adapted.condition_range)
+    assert torch.allclose(adapted.sample(b.conditions[:6], n_steps=3, noise=noise), unmerged, rtol=1e-4, atol=1e-6)
+    assert adapted.sampling_network() is merged  # merged once
+
+
 def test_bitfit_changes_only_biases_and_full_changes_weights(base_and_b, tmp_path: Path) -> None:
     base, b = base_and_b
     start = base.denoiser.state_dict()

@@ -118,11 +118,26 @@ class AdaptedShower:
     refit_normalization: bool = False
 
     def sample(self, conditions: Any, **options: Any) -> torch.Tensor:
-        """As ``ShowerDiffusion.sample``, with the adapted network, code range and training range."""
+        """As ``ShowerDiffusion.sample``, with the adapted network, code range and training range. A LoRA
+        adapter samples through a copy with its low-rank updates merged into the weights (same maps, no extra
+        matrix products per step)."""
         return self.model.sample(
-            conditions, network=self.network, code_range=self.code_range, condition_range=self.condition_range,
+            conditions, network=self.sampling_network(), code_range=self.code_range, condition_range=self.condition_range,
             **options,
         )
+
+    def sampling_network(self) -> nn.Module:
+        """The network sampling uses: for LoRA the merged copy (made once, refreshed if the adapter changes)."""
+        if self.method != "lora" or not hasattr(self.network, "merge_and_unload"):
+            return self.network
+        key = tuple(float(p.detach().float().sum()) for p in self.network.parameters() if p.requires_grad) or (0.0,)
+        cached = self.__dict__.get("_merged")
+        if cached is None or cached[0] != key:
+            merged = copy.deepcopy(self.network).merge_and_unload()
+            merged.requires_grad_(False)
+            merged.eval()
+            self.__dict__["_merged"] = (key, merged)
+        return self.__dict__["_merged"][1]
 
     def extrapolation(self, conditions: Any) -> list[str]:
         """Messages for conditions outside the range of the base's and the adaptation's data."""
