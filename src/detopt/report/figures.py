@@ -54,6 +54,21 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _stack(
+    layers: Sequence[str], values: Mapping[str, float], probabilities: Mapping[str, Sequence[float]],
+    categories: Mapping[str, Sequence[str]] | None,
+) -> list[tuple[float, str, str, float]]:
+    """Per layer from the front: thickness (cm), most probable material, its colour and its probability."""
+    out = []
+    for stem in layers:
+        probs = probabilities[f"{stem}_material"]
+        names = (categories or {}).get(f"{stem}_material")
+        k = int(np.argmax(probs))
+        material = names[k] if names is not None else str(k)
+        out.append((float(values[f"{stem}_thickness"]), material, _MATERIAL_COLORS.get(material, f"C{k}"), float(max(probs))))
+    return out
+
+
 def _layers(record: Record) -> list[str]:
     """Layer stems ``x`` having both ``x_thickness`` and ``x_material``, in the order of the values."""
     stems = [name.removesuffix("_thickness") for name in record["values"] if name.endswith("_thickness")]
@@ -75,15 +90,8 @@ def plot_composition(records: Sequence[Record], path: Path, categories: Mapping[
         values = records[-1]["next_values"] if record is None else record["values"]
         probabilities = records[-1]["next_probabilities"] if record is None else record["probabilities"]
         bottom = 0.0
-        for stem in layers:
-            thickness = float(values[f"{stem}_thickness"])
-            probs = probabilities[f"{stem}_material"]
-            names = (categories or {}).get(f"{stem}_material")
-            k = int(np.argmax(probs))
-            label = names[k] if names is not None else str(k)
-            color = _MATERIAL_COLORS.get(label, f"C{k}")
-            ax.bar(i, thickness, bottom=bottom, width=1.0, color=color, alpha=0.35 + 0.65 * float(max(probs)),
-                   edgecolor="none")
+        for thickness, _, color, probability in _stack(layers, values, probabilities, categories):
+            ax.bar(i, thickness, bottom=bottom, width=1.0, color=color, alpha=0.35 + 0.65 * probability, edgecolor="none")
             bottom += thickness
     if categories:
         seen = {c for names in categories.values() for c in names}
@@ -202,13 +210,7 @@ def plot_stack(records: Sequence[Record], path: Path, categories: Mapping[str, S
                ("final", records[-1]["next_values"], records[-1]["next_probabilities"])]
     for row, (label, values, probabilities) in enumerate(designs):
         left = 0.0
-        for stem in layers:
-            thickness = float(values[f"{stem}_thickness"])
-            probs = probabilities[f"{stem}_material"]
-            names = (categories or {}).get(f"{stem}_material")
-            k = int(np.argmax(probs))
-            material = names[k] if names is not None else str(k)
-            color = _MATERIAL_COLORS.get(material, f"C{k}")
+        for thickness, material, color, _ in _stack(layers, values, probabilities, categories):
             ax.barh(row, thickness, left=left, height=0.6, color=color, edgecolor="black", linewidth=0.6)
             text = f"{material}\n{thickness:.3g} cm" if thickness > 12 else (material if thickness > 5 else "")
             if text:
