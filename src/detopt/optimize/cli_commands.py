@@ -59,34 +59,20 @@ def optimize_command(
         )
         return 130
     if records:
-        last = records[-1]
-        echo(f"done: {len(records)} iterations; final design:" + _design_line(last, prepared.problem.space))
+        from detopt.design import DesignSpace
+        from detopt.optimize.loop import iteration_dir
+
+        final = DesignSpace.load(iteration_dir(prepared.run_dir, len(records) - 1) / "design_next.json")
+        echo(f"done: {len(records)} iterations; final design:" + _design_line(final))
     return 0
 
 
-def _design_line(record: dict[str, Any], space: Any = None) -> str:
-    """The design of a record as a physicist reads it: a calorimeter layer as ``absorber_0: Fe (P=0.99), 20.1 cm``,
-    any other parameter as ``name=value unit`` or ``name=category (P=...)``."""
+def _design_line(space: Any) -> str:
+    """The design on one line when it is short, one parameter (or calorimeter layer) per line otherwise."""
+    from detopt.design.describe import design_lines
 
-    def category(name: str) -> str:
-        probabilities = record["next_probabilities"][name]
-        k = max(range(len(probabilities)), key=probabilities.__getitem__)
-        label = space[name].categories[k] if space is not None and name in space else f"category {k}"
-        return f"{label} (P={probabilities[k]:.2f})"
-
-    def value(name: str) -> str:
-        unit = getattr(space[name], "unit", "") if space is not None and name in space else ""
-        return f"{record['next_values'][name]:.3g}{' ' + unit if unit else ''}"
-
-    parts, used = [], set()
-    for name in record["next_values"]:
-        stem = name.removesuffix("_thickness")
-        if stem != name and f"{stem}_material" in record["next_probabilities"]:
-            parts.append(f"{stem}: {category(stem + '_material')}, {value(name)}")
-            used |= {name, f"{stem}_material"}
-    parts += [f"{n}={value(n)}" for n in record["next_values"] if n not in used]
-    parts += [f"{n}={category(n)}" for n in record["next_probabilities"] if n not in used]
-    return " " + ", ".join(parts) if len(parts) < 4 else "\n    " + "\n    ".join(parts)
+    lines = design_lines(space)
+    return " " + ", ".join(lines) if len(lines) < 4 else "\n    " + "\n    ".join(lines)
 
 
 def status_command(run: str | Path, echo: Echo = _echo) -> int:
@@ -122,7 +108,7 @@ def status_command(run: str | Path, echo: Echo = _echo) -> int:
     from detopt.optimize.loop import iteration_dir
 
     space = DesignSpace.load(iteration_dir(run, len(records) - 1) / "design_next.json")
-    echo("  design:" + _design_line(last, space))
+    echo("  design:" + _design_line(space))
     return 0
 
 
@@ -187,10 +173,7 @@ def evaluate_command(
     from detopt.design import DesignSpace
     from detopt.optimize.loop import iteration_dir
 
-    final = DesignSpace.load(iteration_dir(run, int(result["iterations"]) - 1) / "design_next.json")
-    shown = {"next_values": {p.name: p.value for p in final.continuous},
-             "next_probabilities": {p.name: list(p.probabilities) for p in final.discrete}}
-    echo("final design:" + _design_line(shown, final))
+    echo("final design:" + _design_line(DesignSpace.load(iteration_dir(run, result["iterations"] - 1) / "design_next.json")))
     from detopt.atomic import write_text_atomic
 
     name = "evaluation.json" if simulator is None else f"evaluation_{simulator}.json"

@@ -355,7 +355,6 @@ def load_state(problem: Problem, settings: LoopSettings, run: RunDirectory, iter
         width = WidthState(settings.width.initial if settings.adaptive else 1.0)
         return LoopState(space, space.covariance() * width.width**2, width)
     previous = run.iteration(iteration - 1)
-    verify_iteration(Path(run.path), iteration - 1)
     space = DesignSpace.load(previous / "design_next.json")
     saved = run.read_json(previous / "covariance_next.json", "covariance")
     width = run.read_json(previous / "covariance_next.json", "width")
@@ -739,14 +738,16 @@ def _run_locked(
     start = run.completed()
     if start >= iterations:
         return run.records()
+    if start > 0:  # resuming: the files of the last complete iteration are those it wrote (done.json checksums)
+        verify_iteration(Path(run.path), start - 1)
     if not (Path(run.path) / RUN_FILE).is_file():  # a run started from Python: status and report read this
         try:
-            Path(run.path).mkdir(parents=True, exist_ok=True)
             write_text_atomic(Path(run.path) / RUN_FILE, json.dumps(run_info(settings.seed, "python", problem.monitors), indent=2) + "\n")
         except OSError as exc:
             if exc.errno not in WRITE_ERRNOS:
                 raise
             raise run.write_failure(exc, start) from None
+    stage = progress if progress is not None else (lambda _stage, _done, _total: None)
     with executor:
         for iteration in range(start, iterations):
             folder = run.iteration(iteration)
@@ -755,16 +756,14 @@ def _run_locked(
                     folder.unlink()
                 elif folder.exists():
                     shutil.rmtree(folder)  # an interrupted iteration: redo it from the previous one's state
-                if progress is not None:
-                    progress("iteration", iteration - start, iterations - start)
+                stage("iteration", iteration - start, iterations - start)
                 record = _run_iteration(problem, settings, run, iteration, iterations, executor, progress)
             except OSError as exc:
                 if exc.errno not in WRITE_ERRNOS:
                     raise
                 raise run.write_failure(exc, iteration) from None
             log(_summary(record))
-            if progress is not None:
-                progress("iteration", iteration + 1 - start, iterations - start)
+            stage("iteration", iteration + 1 - start, iterations - start)
     return run.records()
 
 

@@ -200,36 +200,38 @@ def _reconstruction(
 
 
 def _penalties(config: RunConfig, space: Any, path: tuple[str, ...]) -> tuple[list[Any], dict[str, Monitor]]:
+    """The weighted penalties of the configuration and the quantities recorded each iteration."""
+    from detopt.entry_points import parse_entry_point
+
     penalties: list[Any] = []
     monitors: dict[str, Monitor] = {}
-    layers = (config.detector or {}).get("layers") or []
-    thickness = [f"{layer['name']}_thickness" for layer in layers if isinstance(layer, dict) and f"{layer.get('name')}_thickness" in space]
-    length, cost = config.penalties.length, config.penalties.cost
-    if length is not None:
-        lp = length
+
+    def upper_limit(name: str, g: Any, limit: float, weight: float, unit: str) -> None:
+        penalties.append((lambda theta: length_penalty(g(theta), limit), weight))  # the eq.-7 form
+        monitors[name] = Monitor(g, limit, unit)
+
+    lp, cp = config.penalties.length, config.penalties.cost
+    if lp is not None:
+        layers = (config.detector or {}).get("layers") or []
+        thickness = [f"{layer['name']}_thickness" for layer in layers
+                     if isinstance(layer, dict) and f"{layer.get('name')}_thickness" in space]
         names = lp.parameters if lp.parameters is not None else (thickness if config.detector is not None else None)
         penalties.append((length_penalty_for(space, lp.limit_cm, names), lp.weight))
         monitors["length_cm"] = Monitor(total_length_for(space, names), lp.limit_cm, "cm")
-    if cost is not None:
-        cp = cost
+    if cp is not None:
         expected, built = expected_cost_for(space, cp.lengths), built_cost_for(space, cp.lengths)
         constrained = expected if cp.quantity == "expected" else built
-        penalties.append((lambda theta, c=constrained, m=cp.limit_eur: cost_penalty(c(theta), m), cp.weight))
+        penalties.append((lambda theta: cost_penalty(constrained(theta), cp.limit_eur), cp.weight))
         monitors["cost_eur"] = Monitor(expected, cp.limit_eur, "EUR")
         if space.discrete:
             monitors["built_cost_eur"] = Monitor(built, cp.limit_eur, "EUR")
     for i, lc in enumerate(config.penalties.linear):
         g = linear_constraint_for(space, lc.coefficients, f"penalties.linear[{i}].coefficients")
-        penalties.append((lambda theta, g=g, m=lc.limit: length_penalty(g(theta), m), lc.weight))
-        monitors[lc.name] = Monitor(g, lc.limit, lc.unit)
+        upper_limit(lc.name, g, lc.limit, lc.weight, lc.unit)
     for i, cc in enumerate(config.penalties.custom):
-        from detopt.entry_points import parse_entry_point
-
         field = f"penalties.custom[{i}].function"
-        function = parse_entry_point(cc.function, field, path).load()
-        g = _custom_constraint(function, space, field)
-        penalties.append((lambda theta, g=g, m=cc.limit: length_penalty(g(theta), m), cc.weight))
-        monitors[cc.name] = Monitor(g, cc.limit, cc.unit)
+        g = _custom_constraint(parse_entry_point(cc.function, field, path).load(), space, field)
+        upper_limit(cc.name, g, cc.limit, cc.weight, cc.unit)
     return penalties, monitors
 
 
@@ -292,15 +294,15 @@ def loop_settings(config: RunConfig) -> LoopSettings:
 
 def _previous_config(path: Path) -> dict[str, Any]:
     """The configuration a run directory was started with; a ConfigError naming the file when it is damaged."""
-    damaged = f"{path} is damaged, so this run cannot be checked against your configuration: restore it, or use a new run directory"
-    if path.is_symlink() or not path.is_file():
-        raise ConfigError("run_dir", damaged.replace("is damaged", "is not a plain file"))
-    try:
-        previous = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        raise ConfigError("run_dir", damaged) from None
+    previous = None
+    if path.is_file() and not path.is_symlink():
+        try:
+            previous = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            pass
     if not isinstance(previous, dict):
-        raise ConfigError("run_dir", damaged)
+        raise ConfigError("run_dir", f"{path} is damaged (or not a plain file), so this run cannot be checked against "
+                          "your configuration: restore it, or use a new run directory")
     return previous
 
 

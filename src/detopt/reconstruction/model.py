@@ -36,7 +36,7 @@ import torch
 
 from detopt.atomic import read_json_document, read_weights, write_bytes_atomic, write_text_atomic
 from detopt.errors import ConfigError, DataError, DetoptError
-from detopt.reconstruction.loss import energy_resolution_loss
+from detopt.reconstruction.loss import BUILTIN_LOSSES, energy_resolution_loss
 from detopt.reconstruction.network import PAPER_MAIN_HIDDEN, PAPER_PREPROCESS_HIDDEN, ReconstructionNet
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -286,7 +286,7 @@ class Reconstruction:
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         try:
-            return self._fit(design, features, context, e_true, config, init_from, loss_fn or _eq10)
+            return self._fit(design, features, context, e_true, config, init_from, loss_fn or BUILTIN_LOSSES["energy_resolution"])
         finally:
             torch.set_num_threads(threads)
 
@@ -581,14 +581,10 @@ def _load_optimizer_state(
     return state
 
 
-def _eq10(e_rec: torch.Tensor, e_true: torch.Tensor) -> torch.Tensor:
-    return energy_resolution_loss(e_rec, e_true, reduction="none")
-
-
 @torch.no_grad()
 def _eval_loss(
     net: ReconstructionNet, d: torch.Tensor, f: torch.Tensor, c: torch.Tensor, e: torch.Tensor,
-    loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]" = _eq10,
+    loss_fn: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]" = BUILTIN_LOSSES["energy_resolution"],
 ) -> float:
     """AIDO eq. 10 mean over the given events with ``net`` in eval mode (no updates)."""
     was_training = net.training

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from detopt.atomic import write_text_atomic
+from detopt.design.describe import parameter_text
 from detopt.errors import ConfigError
 from detopt.report.figures import (
     _layers,
@@ -126,16 +127,6 @@ def _write_report(run_dir: Path, output: Path | None) -> Path:
     return out_html
 
 
-def _value(space: Any, name: str) -> str:
-    """A parameter of a design as a physicist reads it: the category with its probability, or the value with its unit."""
-    p = space[name]
-    if hasattr(p, "categories"):
-        probabilities = list(p.probabilities)
-        k = max(range(len(probabilities)), key=probabilities.__getitem__)
-        return f"{p.categories[k]} (P={probabilities[k]:.2f})"
-    return f"{p.value:.4g} {p.unit}".strip()
-
-
 def _faults(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "faults.jsonl"
     if not path.is_file():
@@ -156,7 +147,7 @@ def _answer(run_dir: Path, records: list[dict[str, Any]], start: Any, final: Any
     e = html.escape
     out = ["<h2>Result</h2><table><tr><th>parameter</th><th>start design</th><th>final design</th></tr>"]
     for name in final.names:
-        out.append(f"<tr><td>{e(name)}</td><td>{e(_value(start, name))}</td><td>{e(_value(final, name))}</td></tr>")
+        out.append(f"<tr><td>{e(name)}</td><td>{e(parameter_text(start, name))}</td><td>{e(parameter_text(final, name))}</td></tr>")
     out.append("</table>")
     evaluation = run_dir / "evaluation.json"
     verdict = None
