@@ -13,7 +13,7 @@ imported), and everything runs in this process. Two processes: a
 events with their own seed; the one-process figure runs the same work in a one-worker pool
 (workers return only the event count, so no event transfer is timed). Each figure is the
 median over repeats after a warm-up run. The 1-minute load average is recorded: on a busy
-machine the figures, and above all the 2-process speedup, are lower than on an idle one. Targets (detopt issue 2): >= 50,000 showers/s for
+machine the figures, and above all the 2-process speedup, are lower than on an idle one. Targets: >= 50,000 showers/s for
 per-layer energies and >= 5,000 showers/s with 24x16 voxel maps, on one core.
 """
 
@@ -33,9 +33,9 @@ from collections.abc import Callable  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-#: Per-layer showers per second on one core required by detopt issue 2 (6-layer AIDO detector, mixed, 1-20 GeV).
+#: Per-layer showers per second on one core required (6-layer AIDO detector, mixed, 1-20 GeV).
 TARGET_PER_LAYER_SHOWERS_PER_S = 50_000
-#: Showers per second with 24 x 16 voxel maps on one core required by detopt issue 2.
+#: Showers per second with 24 x 16 voxel maps on one core required.
 TARGET_VOXEL_SHOWERS_PER_S = 5_000
 #: Beam of the benchmark (GeV), as in the AIDO paper.
 ENERGY_RANGE_GEV = (1.0, 20.0)

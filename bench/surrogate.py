@@ -34,7 +34,7 @@ from _timing import best_time  # bench/_timing.py (the script's folder is on sys
 
 DESIGN_DIM = 18
 CONTEXT_DIM = 2
-DDIM10_TARGET_S = 1.0  # issue 3: DDIM-10 sampling of 10^5 targets in under 1 s on one core
+DDIM10_TARGET_S = 1.0  # DDIM-10 sampling of 10^5 targets in under 1 s on one core
 
 
 def synthetic_events(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

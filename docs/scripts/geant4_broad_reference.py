@@ -4,12 +4,12 @@ The designs are drawn once from a fixed seed (`broad_designs`): 3 to 6 layers al
 (Pb, W, Fe, Cu) and active (PbWO4, BGO, CsI, PbF2, polystyrene, Si) materials, thicknesses
 log-uniform in 0.1-60 cm (Si 0.1-2 cm), every material used at least twice, plus the AIDO starting
 calorimeter and an optimized-like design (AIDO figures 3 and 5). Each design is simulated with
-photons and pi+ at two energies from {2, 5, 10, 20} GeV, 400 events per point, beams on the axis.
+photons and pi+ at two energies from {2, 5, 10, 20} GeV, 2000 events per point, beams on the axis.
 Every third design is a validation design (`is_validation`), fixed here before any fit; the fit of
 the fast simulator (docs/scripts/calibrate_fastsim.py) reads the calibration designs only.
 
     export GEANT4_DATA_DIR=/tmp/g4data; detopt geant4 offline-data $GEANT4_DATA_DIR
-    python docs/scripts/geant4_broad_reference.py run --out docs/data/geant4_broad_reference.json   # ~40 min, 2 cores
+    python docs/scripts/geant4_broad_reference.py run --out docs/data/geant4_broad_reference.json   # ~35 min, 2 cores
     python docs/scripts/geant4_broad_reference.py designs                                           # list them
 
 The run resumes: points already in --out are kept. Geant4 runs on detopt's substitute data here
@@ -39,7 +39,7 @@ TRANSVERSE_SIZE_CM = 50.0
 #: Energy pairs (GeV), assigned to designs in turn.
 ENERGY_PAIRS = ((2.0, 10.0), (5.0, 20.0), (2.0, 20.0), (5.0, 10.0))
 PARTICLES = ("gamma", "pi+")
-EVENTS_PER_POINT = 400
+EVENTS_PER_POINT = 2000
 #: Quantiles of the total deposit stored per point.
 QUANTILES = (0.05, 0.16, 0.5, 0.84, 0.95)
 

@@ -10,7 +10,7 @@ beam; the 12 optimizable parameters are the six thicknesses (strictly positive)
 and the six material choices. Section 6.1: material costs 25 EUR/cm (Pb),
 4.16 EUR/cm (Fe), 2.5k EUR/cm (PbWO4), 0.01 EUR/cm (polystyrene), used in the
 cost of eq. 8. The starting design (a thick front absorber, figure 3 upper)
-follows detopt issue 4: absorbers 40, 10, 10 cm, scintillators 5, 5, 5 cm,
+follows the AIDO study: absorbers 40, 10, 10 cm, scintillators 5, 5, 5 cm,
 every material probability 0.5/0.5, sampling sigma 2.5 cm.
 """
 
@@ -77,13 +77,13 @@ AIDO_START_THICKNESS_CM: Mapping[str, float] = MappingProxyType(
         "scintillator_2": 5.0,
     }
 )
-"""Starting thickness of each layer in cm: a thick front absorber (figure 3 upper; values from detopt issue 4)."""
+"""Starting thickness of each layer in cm: a thick front absorber (figure 3 upper)."""
 
 AIDO_THICKNESS_BOUNDS_CM: tuple[float, float] = (0.01, 200.0)
 """Thickness bounds in cm: strictly positive (section 6); at most the 200 cm total length limit (section 6.1)."""
 
 AIDO_THICKNESS_SIGMA_CM = 2.5
-"""Initial sampling standard deviation of each thickness in cm (detopt issue 4)."""
+"""Initial sampling standard deviation of each thickness in cm."""
 
 
 def aido_design_space() -> DesignSpace:

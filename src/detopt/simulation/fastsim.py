@@ -22,7 +22,11 @@ Model, per event (details in ``docs/physics.md``):
   profile for EM, a Cauchy profile with 95% within lambda_I for the hadronic part.
 * **Pions**: minimum-ionizing loss (Moyal-distributed) until an exponential first
   interaction depth; punch-through with probability exp(-sum d/lambda_pi); then a shower with
-  a fluctuating EM fraction (Groom) and a fluctuating invisible share of the hadronic part.
+  a fluctuating EM fraction (Groom) and a fluctuating invisible share of the hadronic part, part of
+  which is deposited at the interaction point (nuclear fragments).
+* **Backward energy (albedo)**: every shower sends part of its energy back against the beam,
+  absorbed upstream or lost through the front face (`detopt.simulation.albedo`); the first X0 of an
+  EM shower carries the ionization of its first charged tracks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from detopt.detector.calorimeter import SamplingCalorimeter
 from detopt.errors import ConfigError
+from detopt.simulation import albedo
 from detopt.simulation import em_shower as em
 from detopt.simulation import hadron_shower as had
 from detopt.simulation.events import EventBatch
@@ -45,6 +50,14 @@ from detopt.simulation.voxels import VoxelGrid, equivalent_radius_cm
 #: PDG sampling term 2.7% sqrt(d[mm]/f_samp)/sqrt(E[GeV]) (review "Calorimetry") within about 15%
 #: (measured by docs/scripts/physics_validation.py).
 SAMPLING_QUANTUM_FACTOR = 2.2
+#: Thickness (X0) beyond which a layer's sampling quantum falls as (d / onset)^-THICK_QUANTUM_POWER: in a
+#: layer many X0 thick most of the energy is deposited by particles born inside it, whose share fluctuates
+#: through the shower shape (modelled apart), not through track crossings. Above 2 X0 so that the sampling
+#: terms of the PDG sandwiches (absorbers up to ~1.8 X0) are untouched.
+THICK_QUANTUM_ONSET_X0 = 3.0
+#: Power of that fall (0 = none, the value before the broad calibration); fitted to Geant4's widths of thick
+#: crystals (docs/scripts/calibrate_fastsim.py).
+THICK_QUANTUM_POWER = 1.025
 #: Depth window (X0) over which the material of an EM shower is averaged (shower max + 95% containment).
 EM_MATERIAL_WINDOW_X0 = 20.0
 #: Backward window (X0) over which the Moliere radius seen by a segment is averaged.
@@ -59,6 +72,13 @@ HADRON_SHARING_WINDOW_LAMBDA = 0.1
 HADRON_WIDTH_WINDOW_LAMBDA = 1.0
 #: Events simulated per vectorized chunk (each chunk has its own child seed); bounds the memory of voxel maps.
 CHUNK_EVENTS = 8192
+
+
+def sampling_quantum_gev(dedx_mev_cm: np.ndarray, thickness_cm: np.ndarray, x0_cm: np.ndarray) -> np.ndarray:
+    """Sampling quantum q = K dE/dx min(d, X0) of each layer (GeV), reduced for layers thicker than
+    THICK_QUANTUM_ONSET_X0 by (d / (onset X0))^-THICK_QUANTUM_POWER."""
+    thick = np.maximum(thickness_cm / (THICK_QUANTUM_ONSET_X0 * x0_cm), 1.0) ** -THICK_QUANTUM_POWER
+    return SAMPLING_QUANTUM_FACTOR * dedx_mev_cm * np.minimum(thickness_cm, x0_cm) * thick * 1e-3
 
 
 def _cumulative(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -101,6 +121,10 @@ class _Stack:
     seg_xi_per_cm: np.ndarray
     layer_quantum_gev: np.ndarray
     r_eq_cm: float
+    em_albedo_c: np.ndarray
+    em_albedo: tuple[np.ndarray, np.ndarray]
+    hadron_albedo_c: np.ndarray
+    hadron_albedo: tuple[np.ndarray, np.ndarray]
 
     @classmethod
     def build(cls, det: SamplingCalorimeter, grid: VoxelGrid | None) -> "_Stack":
@@ -151,14 +175,21 @@ class _Stack:
         lx0 = np.array([m.radiation_length_cm for m in lm])
         ldedx = np.array([m.dedx_min_mev_cm for m in lm])
         xi = np.array([had.LANDAU_XI_MEV_CM2_G * m.z_over_a * m.density_g_cm3 for m in mats])
+        rho = np.array([m.density_g_cm3 for m in mats])
+        em_lambda = albedo.em_attenuation_g_cm2(z)
+        had_lambda = albedo.HADRON_ALBEDO_ATTENUATION_G_CM2
         return cls(
             edges_cm=edges, t_edges=t_edges, l_edges=l_edges, pi_edges=pi_edges, seg_layer=seg_layer,
             seg_slice=seg_slice, eps_em=eps_em, eps_had=eps_had, eps_em_local=eps_em_local,
             eps_had_local=eps_had_local, seg_rm_cm=seg_rm, seg_lambda_cm=seg_lam,
             seg_z=z, cum_ec=_cumulative(t_edges, ec), cum_z=_cumulative(t_edges, z), last_ec=float(ec[-1]),
             last_z=float(z[-1]), seg_dedx=dedx, seg_xi_per_cm=xi,
-            layer_quantum_gev=SAMPLING_QUANTUM_FACTOR * ldedx * np.minimum(thick, lx0) * 1e-3,
+            layer_quantum_gev=sampling_quantum_gev(ldedx, thick, lx0),
             r_eq_cm=equivalent_radius_cm(det.transverse_size_cm),
+            em_albedo_c=x0 * rho / em_lambda,
+            em_albedo=albedo.front_transfer(np.concatenate([[0.0], np.cumsum(dz * rho / em_lambda)])),
+            hadron_albedo_c=lam * rho / had_lambda,
+            hadron_albedo=albedo.front_transfer(np.concatenate([[0.0], np.cumsum(dz * rho / had_lambda)])),
         )
 
     @property
@@ -306,6 +337,8 @@ def _em_component(
     cdf = em.gamma_profile_cdf(alpha[:, None], beta[:, None], depth)
     w = np.diff(cdf, axis=1)
     beyond = 1.0 - cdf[:, -1]
+    start = em.start_track_weights(depth, ec, deposit_energy)
+    w = w * (1.0 - start.sum(axis=1))[:, None] + start
     seg = _share_by_ionization(deposit_energy, w, beyond, stack.eps_em, stack.eps_em_local)
     # Energy-weighted mean depth inside each segment, for the radial shape there.
     cdf1 = em.gamma_profile_cdf(alpha[:, None] + 1.0, beta[:, None], depth)
@@ -318,14 +351,29 @@ def _em_component(
     r_core, r_tail, p_core = em.radial_parameters(profile_energy[:, None], stack.seg_z[None, :], tau, radial_scale)
     rm = stack.seg_rm_cm[None, :]
     seg = seg * em.two_component_containment(stack.r_eq_cm, r_core * rm, r_tail * rm, p_core)
+    arriving = albedo.gamma_front_arrival(alpha, beta, depth, stack.em_albedo_c)
+    arriving = arriving * albedo.em_albedo_energy(deposit_energy)[:, None]
+    kept, added, scale = albedo.move_backward(seg, arriving, stack.em_albedo, rng)
     rings = None
     if radial_edges is not None:
         f = em.two_component_containment(
             radial_edges[None, None, :], (r_core * rm)[..., None], (r_tail * rm)[..., None], p_core[..., None]
         )
         f = np.diff(f, axis=2)
-        rings = f / np.maximum(f.sum(axis=2, keepdims=True), 1e-300)
-    return _Component(seg, rings)
+        f = f / np.maximum(f.sum(axis=2, keepdims=True), 1e-300)
+        rings = _with_albedo_rings(seg * kept, f, added, radial_edges, stack)
+    return _Component((seg * kept + added) * scale[:, None], rings)
+
+
+def _with_albedo_rings(
+    kept_gev: np.ndarray, fractions: np.ndarray, added_gev: np.ndarray, radial_edges: np.ndarray, stack: _Stack
+) -> np.ndarray:
+    """Ring fractions per segment once backward energy is added: it spreads uniformly over the face (diffuse)."""
+    r = np.minimum(radial_edges, stack.r_eq_cm)
+    area = np.diff(r * r)
+    area = area / max(float(area.sum()), 1e-300)
+    energy = kept_gev[:, :, None] * fractions + added_gev[:, :, None] * area[None, None, :]
+    return energy / np.maximum(energy.sum(axis=2, keepdims=True), 1e-300)
 
 
 def _pion_showers(
@@ -340,7 +388,8 @@ def _pion_showers(
     lo, hi = stack.edges_cm[:-1], stack.edges_cm[1:]
     path = np.clip(np.minimum(z_int[:, None], hi[None, :]) - lo[None, :], 0.0, None)
     xi = stack.seg_xi_per_cm[None, :] * path
-    mip = (stack.seg_dedx[None, :] * path + xi * (had.moyal(path.shape, rng) - had.MOYAL_MEAN)) * 1e-3
+    mean_loss = had.PION_MEAN_LOSS_OVER_MIN * stack.seg_dedx[None, :] * path
+    mip = (mean_loss + xi * (had.moyal(path.shape, rng) - had.MOYAL_MEAN)) * 1e-3
     mip = np.maximum(mip, 0.0)
     mip_total = mip.sum(axis=1)
     stopped = mip_total > energy
@@ -366,15 +415,25 @@ def _pion_showers(
     cdf = em.gamma_profile_cdf(a[:, None], d[:, None], stack.l_edges[None, :] - l_int[:, None])
     w = np.diff(cdf, axis=1)
     beyond = 1.0 - cdf[:, -1]
+    vertex = np.clip(np.searchsorted(stack.edges_cm, z_fin, side="right") - 1, 0, stack.n_segments - 1)
+    local = had.HADRONIC_LOCAL_FRACTION * (1.0 - beyond)
+    w = w * (1.0 - had.HADRONIC_LOCAL_FRACTION) + local[:, None] * _onehot(vertex, stack.n_segments)
     had_seg = _share_by_ionization(e_had, w, beyond, stack.eps_had, stack.eps_had_local)
+    had_seg = had_seg * had.hadronic_response(stack.seg_z)[None, :]
     r0 = had.HADRONIC_RADIUS_LAMBDA * stack.seg_lambda_cm
     had_seg = had_seg * had.cauchy_containment(stack.r_eq_cm, r0)[None, :]
-    seg = em_part.segment_gev + had_seg
+    arriving = albedo.gamma_front_arrival(a, d, stack.l_edges[None, :] - l_int[:, None], stack.hadron_albedo_c)
+    arriving = arriving * (albedo.HADRON_ALBEDO_FRACTION * had_seg.sum(axis=1))[:, None]
+    kept, added, scale = albedo.move_backward(had_seg, arriving, stack.hadron_albedo, rng)
     rings = None
     if radial_edges is not None:
         fh = np.diff(had.cauchy_containment(radial_edges[None, :], r0[:, None]), axis=1)
         fh = fh / np.maximum(fh.sum(axis=1, keepdims=True), 1e-300)
-        rings = em_part.segment_gev[:, :, None] * em_part.ring_fractions + had_seg[:, :, None] * fh[None, :, :]
+        fh = _with_albedo_rings(had_seg * kept, np.broadcast_to(fh[None], (m, *fh.shape)), added, radial_edges, stack)
+    had_seg = (had_seg * kept + added) * scale[:, None]
+    seg = em_part.segment_gev + had_seg
+    if radial_edges is not None:
+        rings = em_part.segment_gev[:, :, None] * em_part.ring_fractions + had_seg[:, :, None] * fh
     return seg, mip, np.where(interacts, z_int, np.nan), rings
 
 

@@ -18,7 +18,7 @@ EM_FRACTION_CONCENTRATION = 15.0
 #: Mean visible share of the non-EM energy (1 - invisible: binding energy, slow neutrons): h/e = 0.69,
 #: e/h = 1.45, a typical non-compensating value (Wigmans: e/h ~ 1.3-1.6); fitted to Geant4's pion response
 #: of iron (docs/scripts/calibrate_fastsim.py; 0.65 before the calibration).
-HADRONIC_VISIBLE_FRACTION = 0.69
+HADRONIC_VISIBLE_FRACTION = 0.6859
 #: Beta concentration of the visible share: sigma ~ 0.1.
 HADRONIC_VISIBLE_CONCENTRATION = 20.0
 #: Radius of the Cauchy-type lateral profile of the hadronic part, in lambda_I, fitted to Geant4's radial
@@ -27,9 +27,25 @@ HADRONIC_VISIBLE_CONCENTRATION = 20.0
 HADRONIC_RADIUS_LAMBDA = 0.32
 #: Factor on the depth scale 1/d of the Bock profile of the hadronic part (1 = Bock et al. 1981, whose fit
 #: describes whole showers, EM part included), fitted to Geant4's profiles in iron and behind lead.
-HADRONIC_DEPTH_SCALE = 0.40
+HADRONIC_DEPTH_SCALE = 0.4423
+#: Exponent of the energy dependence of that factor, (E / 10 GeV)^k: Geant4's hadron showers lengthen
+#: with energy faster than Bock's fit once its depth is rescaled (0 = Bock's own energy dependence).
+HADRONIC_DEPTH_ENERGY_EXPONENT = 0.3623
+#: Mean ionization loss of a GeV pion over the minimum dE/dx of the table: the relativistic rise, limited by
+#: the density effect, puts the mean loss at beta gamma ~ 10-100 some 10-25% above the minimum in dense
+#: materials (PDG review "Passage of particles through matter", Fig. 34.2); fitted to Geant4's deposits in
+#: thin layers in front of showers (1 = the minimum, the value before the broad calibration).
+PION_MEAN_LOSS_OVER_MIN = 1.28
+#: Share of the visible non-EM energy deposited where the pion interacts: protons and nuclear fragments of
+#: the intranuclear cascade and evaporation stop within millimetres (Wigmans, "Calorimetry", ch. 2.3); the
+#: rest follows the Bock profile. Fitted to Geant4's deposits in thin layers (0 before the broad calibration).
+HADRONIC_LOCAL_FRACTION = 0.0604
+#: Exponent kappa of the material dependence of the hadronic (non-EM) response, (Z_eff / 26)^-kappa
+#: relative to iron: the invisible share (nuclear binding energy, neutrons) grows with Z, while hydrogenous
+#: media see the MeV neutrons through elastic scattering on protons (Wigmans, "Calorimetry", ch. 3).
+HADRONIC_RESPONSE_Z_EXPONENT = -0.0317
 #: Log-normal event-by-event spread of the Bock parameters a and d (0.15 before; fitted to Geant4's widths).
-HADRONIC_SHAPE_SPREAD = 0.22
+HADRONIC_SHAPE_SPREAD = 0.6
 #: Factor on the GFlash radii of the EM part of a pion shower (1 = a photon shower on the axis), fitted to
 #: Geant4: its pi0s come from all over the hadronic cascade, not from one point on the axis.
 PION_EM_RADIAL_SCALE = 3.1
@@ -48,9 +64,16 @@ def sample_beta(mean: np.ndarray, concentration: float, rng: np.random.Generator
 
 def hadronic_profile_shape(energy_gev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gamma shape a and rate d (per lambda_I) of the hadronic component, Bock et al. (1981):
-    a = 0.6165 + 0.3183 ln E, d = 0.9099 - 0.0237 ln E (E in GeV); d is divided by HADRONIC_DEPTH_SCALE."""
+    a = 0.6165 + 0.3183 ln E, d = 0.9099 - 0.0237 ln E (E in GeV); d is divided by
+    HADRONIC_DEPTH_SCALE (E / 10 GeV)^HADRONIC_DEPTH_ENERGY_EXPONENT."""
     ln_e = np.log(np.maximum(energy_gev, 0.05))
-    return np.maximum(0.6165 + 0.3183 * ln_e, 0.3), np.maximum(0.9099 - 0.0237 * ln_e, 0.5) / HADRONIC_DEPTH_SCALE
+    scale = HADRONIC_DEPTH_SCALE * np.exp(HADRONIC_DEPTH_ENERGY_EXPONENT * (ln_e - np.log(10.0)))
+    return np.maximum(0.6165 + 0.3183 * ln_e, 0.3), np.maximum(0.9099 - 0.0237 * ln_e, 0.5) / scale
+
+
+def hadronic_response(z_eff: np.ndarray) -> np.ndarray:
+    """Material factor of the hadronic (non-EM) response relative to iron, (Z_eff / 26)^-kappa."""
+    return np.power(np.maximum(z_eff, 1.0) / 26.0, -HADRONIC_RESPONSE_Z_EXPONENT)
 
 
 def cauchy_containment(radius: np.ndarray, r0: np.ndarray) -> np.ndarray:

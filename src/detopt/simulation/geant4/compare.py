@@ -1,4 +1,4 @@
-"""Compare the built-in `FastShowerSimulator` with Geant4 (detopt issue 6, item 3).
+"""Compare the built-in `FastShowerSimulator` with Geant4.
 
 The Geant4 side is the reference of the calibration (docs/scripts/calibrate_fastsim.py, stored in
 docs/data/geant4_reference.json); the fast side is whatever the source holds now.
@@ -52,7 +52,7 @@ BLOCKS = (
 )
 #: (Geant4 events per layer case, per block case, fast-simulator events) per mode.
 SIZES = {"quick": (60, 30, 5000), "full": (400, 150, 20000)}
-#: Agreement goals of issue 6: mean within 10%, width within 25%.
+#: Agreement goals: mean within 10%, width within 25%.
 MEAN_TOLERANCE, WIDTH_TOLERANCE = 0.10, 0.25
 
 
