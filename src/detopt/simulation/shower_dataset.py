@@ -246,8 +246,9 @@ class ShowerGeometry(BaseModel):
         except ValidationError as exc:
             err = exc.errors()[0]
             cause = err.get("ctx", {}).get("error")
-            if isinstance(cause, ConfigError):
-                raise ConfigError("geometry." + cause.field, cause.message) from None
+            if isinstance(cause, ConfigError):  # a validator that names the field itself where pydantic cannot
+                raise ConfigError(_error_location(err["loc"]) if err["loc"] else "geometry." + cause.field,
+                                  cause.message) from None
             raise ConfigError(_error_location(err["loc"]), str(err["msg"]).removeprefix("Value error, ")) from None
 
     def material_table(self) -> dict[str, Material]:
