@@ -494,8 +494,8 @@ def gradients(
         _number(radius_cm, "--radius-cm", 0.0, 1e4, open_low=True)
     params = _list(parameters, "--parameters", str, ("depth_cm", "r_max_cm"))
     tag = _name(tag, "--tag")
-    model_dir = _model_dir(folder, model_name)
     geo = _geometry(geometry, geometry_file)
+    model_dir = _model_dir(folder, model_name)
 
     import numpy as np
 
