@@ -14,6 +14,10 @@ Two detector families are predefined:
   thickness), whose maps hold only the energy seen by the scintillator of each cell (the
   visible energy, about the sampling fraction of the total).
 
+Any other sampling calorimeter is a `CellSampling` geometry: a cell of layers in cm (several
+per cell, any of them active) repeated along the depth, usually read from a YAML file with
+`load_shower_geometry` (``--geometry-file`` on the command line; docs/shower.md).
+
 Maps are made through the `Simulator` protocol (the built-in `FastShowerSimulator` by default;
 `Geant4Simulator` works the same way), one call per condition with a recorded seed.
 """
@@ -668,7 +672,9 @@ def generate_shower_dataset(
     draws (`draw_shower_conditions`: energies log-uniform in ``energy_range``, default 1-100 GeV, or
     drawn from ``energies_gev``); or the full grid over ``energies_gev`` x particles x materials
     (`grid_shower_conditions`, ``size_points`` depths and radii). Each condition is simulated with
-    its own seed, spawned from ``seed`` and recorded in the metadata with the condition.
+    its own seed, spawned from ``seed`` and recorded in the metadata with the condition. The depth
+    recorded is that of the calorimeter built (`ShowerGeometry.built_depth_cm`: whole cells for a
+    `CellSampling` geometry, the condition's own depth otherwise).
     """
     geometry = get_geometry(geometry)
     grid = VoxelGrid() if grid is None else grid
