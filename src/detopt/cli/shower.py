@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +62,30 @@ def _list(text: str, field: str, convert: Any, allowed: tuple[str, ...] | None =
         if bad:
             raise ConfigError(field, f"unknown values {bad}; allowed: {', '.join(allowed)}")
     return values
+
+
+GeometryFileOpt = Annotated[Path | None, typer.Option(
+    "--geometry-file", help="Your own detector family: a YAML file of layers in cm (see docs/shower.md, "
+                            "examples/shower_geometry_wsi.yaml); instead of --geometry.")]
+
+
+def _geometry(name: str | None, path: Path | None) -> Any:
+    """The geometry of ``--geometry`` (default A) or ``--geometry-file``, never both; errors name the option."""
+    from detopt.cli.errors import renamed
+    from detopt.simulation.shower_dataset import get_geometry, load_shower_geometry
+
+    if name is not None and path is not None:
+        raise ConfigError("--geometry-file", "give either --geometry or --geometry-file, not both")
+    if path is not None:
+        try:
+            return load_shower_geometry(path)
+        except ConfigError as exc:
+            field = exc.field.removeprefix("geometry_file").removeprefix("geometry.")  # the key in the file
+            raise ConfigError("--geometry-file", f"{field + ': ' if field else ''}{exc.message}") from None
+    try:
+        return get_geometry(name if name is not None else "A")
+    except ConfigError as exc:
+        raise renamed(exc, "--geometry") from None
 
 
 def _data_path(folder: Path, name: str, field: str = "--data", must_exist: bool = True) -> Path:
@@ -124,7 +149,8 @@ def _train_config(epochs: int, batch_size: int, lr: float, patience: int, ema: f
 def dataset(
     folder: DirArg,
     name: Annotated[str, typer.Option("--name", "-n", help="Data set name (DIR/data/NAME.parquet).")],
-    geometry: Annotated[str, typer.Option("--geometry", "-g", help="Detector family: A (homogeneous blocks) or B (Pb/scintillator).")] = "A",
+    geometry: Annotated[str | None, typer.Option("--geometry", "-g", help="Detector family: A (homogeneous blocks, the default) or B (Pb/scintillator).")] = None,
+    geometry_file: GeometryFileOpt = None,
     conditions: Annotated[int, typer.Option("--conditions", help="Number of random conditions (beam, material, size).")] = 100,
     showers: Annotated[int, typer.Option("--showers", help="Showers per condition.")] = 100,
     energy: Annotated[str, typer.Option("--energy", "-e", help="Beam energy range MIN:MAX in GeV (log-uniform).")] = "1:100",
@@ -141,6 +167,7 @@ def dataset(
     energy_range = options.parse_energy(energy)
     n_depth, n_radial = options.parse_voxels(voxels)
     options.check_seed(seed)
+    geo = _geometry(geometry, geometry_file)
 
     import numpy as np
 
@@ -148,12 +175,8 @@ def dataset(
     from detopt.evaluation import observables as obs
     from detopt.evaluation.plots import plot_profile
     from detopt.simulation import VoxelGrid
-    from detopt.simulation.shower_dataset import generate_shower_dataset, get_geometry
+    from detopt.simulation.shower_dataset import generate_shower_dataset
 
-    try:
-        geo = get_geometry(geometry)
-    except ConfigError as exc:
-        raise renamed(exc, "--geometry") from None
     from detopt.cli.progress import StageProgress
 
     try:
@@ -443,7 +466,8 @@ def _plot_adaptation(rows: list[dict[str, Any]], methods: list[str], path: Path)
 def gradients(
     folder: DirArg,
     model_name: Annotated[str, typer.Option("--model", "-m", help="Model name (DIR/models/NAME/).")],
-    geometry: Annotated[str, typer.Option("--geometry", "-g", help="Detector family of the designs: A or B.")] = "A",
+    geometry: Annotated[str | None, typer.Option("--geometry", "-g", help="Detector family of the designs: A (the default) or B.")] = None,
+    geometry_file: GeometryFileOpt = None,
     designs: Annotated[int, typer.Option("--designs", help="Number of random designs (5 or more for a meaningful sign check).")] = 5,
     utility: Annotated[str, typer.Option("--utility", help="energy_resolution, containment or lateral_containment.")] = "energy_resolution",
     parameters: Annotated[str, typer.Option("--parameters", help="Comma-separated: depth_cm, r_max_cm.")] = "depth_cm,r_max_cm",
@@ -470,6 +494,7 @@ def gradients(
         _number(radius_cm, "--radius-cm", 0.0, 1e4, open_low=True)
     params = _list(parameters, "--parameters", str, ("depth_cm", "r_max_cm"))
     tag = _name(tag, "--tag")
+    geo = _geometry(geometry, geometry_file)
     model_dir = _model_dir(folder, model_name)
 
     import numpy as np
@@ -480,15 +505,14 @@ def gradients(
     )
     from detopt.evaluation.plots import plot_gradients
     from detopt.simulation import VoxelGrid, parse_particles
-    from detopt.simulation.shower_dataset import draw_shower_conditions, get_geometry
+    from detopt.simulation.shower_dataset import draw_shower_conditions
     from detopt.surrogate.shower import ShowerDiffusion
     from detopt.surrogate.shower.study import surrogate_utility_gradient
 
     try:
-        geo = get_geometry(geometry)
         (species,) = parse_particles(particle)[:1]
     except ConfigError as exc:
-        raise renamed(exc, "--geometry" if exc.field == "geometry" else "--particle") from None
+        raise renamed(exc, "--particle") from None
     model = ShowerDiffusion.load(model_dir)
     grid = VoxelGrid(n_depth=model.n_depth, n_radial=model.n_radial)
 
@@ -506,6 +530,8 @@ def gradients(
             raise renamed(exc, "--radius-cm" if exc.field == "radius_cm" else "--utility") from None
 
     conds = draw_shower_conditions(geo, designs, np.random.default_rng(seed), particles=[species], energies_gev=[energy])
+    # A geometry of layers in cm is built of whole cells: the design is the calorimeter actually simulated.
+    conds = [replace(c, depth_cm=geo.built_depth_cm(c.depth_cm, grid.n_depth)) for c in conds]
     utility_for(conds[0])  # an unknown --utility fails before any simulation
     auto, auto_err, fd, fd_err, rows, messages = [], [], [], [], [], []
     for k, cond in enumerate(conds):

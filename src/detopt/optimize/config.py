@@ -24,39 +24,12 @@ from pydantic import (
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError
 from detopt.execution.clusters import ClusterSettings, check_execution
+from detopt.safe_yaml import UniqueKeyLoader
 
 __all__ = ["RunConfig", "load_config"]
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe YAML loader that refuses a key given twice in one mapping, and aliases (``*name``): a run
-    configuration needs none, and nested aliases can expand a few kilobytes into gigabytes."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, f"YAML aliases (*{event.anchor}) are not allowed in a run configuration; write the values out",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: SafeConstructor reports it
-                break
-            if duplicate:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_YAML_LOADER = _UniqueKeyLoader
-"""The safe YAML loader with duplicate keys refused."""
+_YAML_LOADER = UniqueKeyLoader
+"""The safe YAML loader with duplicate keys and aliases refused (shared with the other YAML inputs)."""
 
 
 class _Strict(BaseModel):

@@ -14,6 +14,10 @@ Two detector families are predefined:
   thickness), whose maps hold only the energy seen by the scintillator of each cell (the
   visible energy, about the sampling fraction of the total).
 
+Any other sampling calorimeter is a `CellSampling` geometry: a cell of layers in cm (several
+per cell, any of them active) repeated along the depth, usually read from a YAML file with
+`load_shower_geometry` (``--geometry-file`` on the command line; docs/shower.md).
+
 Maps are made through the `Simulator` protocol (the built-in `FastShowerSimulator` by default;
 `Geant4Simulator` works the same way), one call per condition with a recorded seed.
 """
@@ -26,24 +30,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Discriminator, Field, SerializerFunctionWrapHandler, Tag, ValidationError, ValidationInfo,
+    field_validator, model_serializer, model_validator,
+)
 
 from detopt.atomic import atomic_path, read_parquet
 from detopt.detector.calorimeter import Layer, SamplingCalorimeter
-from detopt.detector.materials import SCALE_ENERGY_MEV, Material, get_material
+from detopt.detector.materials import (
+    SCALE_ENERGY_MEV, Material, get_material, load_material_file, material_from_mapping,
+)
 from detopt.errors import ConfigError, DataError
 from detopt.simulation.particles import PARTICLES, parse_particles
 from detopt.simulation.protocol import Simulator
 from detopt.simulation.voxels import VoxelGrid
 
 __all__ = [
+    "ABSORBER",
     "GEOMETRIES",
     "GEOMETRY_A",
     "GEOMETRY_B",
     "SHOWER_CONDITIONS",
+    "CellLayer",
+    "CellSampling",
     "SamplingStructure",
     "ShowerCondition",
     "ShowerDataset",
@@ -54,6 +66,8 @@ __all__ = [
     "generate_shower_dataset",
     "get_geometry",
     "grid_shower_conditions",
+    "load_shower_geometry",
+    "mip_sampling_fraction",
     "simulate_condition",
 ]
 
@@ -80,10 +94,15 @@ _MAP_COLUMN = "map_gev"
 
 
 # -- geometry -----------------------------------------------------------------------------------
+#: The layer material that stands for the condition's absorber in a `CellSampling` cell.
+ABSORBER = "absorber"
+
+
 class SamplingStructure(BaseModel):
     """Repeated cells of absorber then active layer; the map's depth slices are the cells and hold
     the active layer's deposit only. Thicknesses are in the ratio ``absorber_units : active_units``
-    (whole numbers, so that both layers fall on the simulator's slice edges)."""
+    (whole numbers, so that both layers fall on the simulator's slice edges); the cell thickness
+    follows the condition's depth (one cell per depth slice). Geometry B."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     active: str = "polystyrene"
@@ -96,6 +115,65 @@ class SamplingStructure(BaseModel):
         return get_material(v).name
 
 
+class CellLayer(BaseModel):
+    """One layer of a sampling cell: ``thickness_cm`` of ``material`` (``"absorber"``: the condition's
+    absorber, one of the geometry's ``materials``); ``active`` if its deposit is read out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    material: str = Field(min_length=1)
+    thickness_cm: float
+    active: bool = False
+
+    @field_validator("thickness_cm")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"must be a finite number > 0 cm, got {v!r}")
+        return v
+
+
+class CellSampling(BaseModel):
+    """A sampling calorimeter of one cell (``cell``: its layers, front to back, thicknesses in cm)
+    repeated along the depth. The map's depth slices hold the deposits of the active layers only.
+
+    Every depth slice of the map holds the same whole number k of cells: ``cells_per_slice`` if
+    given (the depth is then fixed, n_depth x k cells, whatever the condition asks), otherwise
+    k = max(1, round(depth / (n_depth x cell thickness))), so that the number of cells follows from
+    the condition's depth and the cell thickness, rounded to whole slices (the calorimeter built,
+    and the depth recorded with its maps, is n_depth x k cells deep; see
+    `ShowerGeometry.built_depth_cm`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cell: tuple[CellLayer, ...] = Field(min_length=1, max_length=100)
+    cells_per_slice: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("cell")
+    @classmethod
+    def _one_active(cls, v: tuple[CellLayer, ...]) -> tuple[CellLayer, ...]:
+        if not any(layer.active for layer in v):
+            raise ValueError("needs at least one layer with active: true (the read-out layer)")
+        return v
+
+    @property
+    def thickness_cm(self) -> float:
+        """Thickness of one cell (cm)."""
+        return float(sum(layer.thickness_cm for layer in self.cell))
+
+
+def _sampling_kind(value: Any) -> str:
+    """Which sampling description a mapping (or model) is: layers in cm (``cell``) or whole-number units."""
+    if isinstance(value, Mapping):
+        return "by_layers" if "cell" in value else "by_units"
+    return "by_layers" if isinstance(value, CellSampling) else "by_units"
+
+
+_Sampling = Annotated[
+    Union[Annotated[SamplingStructure, Tag("by_units")], Annotated[CellSampling, Tag("by_layers")]],
+    Discriminator(_sampling_kind),
+]
+
+
 class ShowerGeometry(BaseModel):
     """A family of calorimeters to draw showers from.
 
@@ -104,19 +182,34 @@ class ShowerGeometry(BaseModel):
     ``r_max_moliere_range``: radial extent of the rings, i.e. the radius of the calorimeter cell
     (the area-equivalent circle of its square face), in (effective) Moliere radii. Ranges are in
     the material's own units so that every material sees the same range of containment.
+    ``sampling``: none (homogeneous blocks), `SamplingStructure` (absorber : active in whole units,
+    geometry B) or `CellSampling` (a cell of layers in cm, e.g. from a geometry file).
+    ``extra_materials``: a user's materials (the entries of a material file,
+    `detopt.detector.materials.load_material_file`), kept in the geometry so that a data set's
+    provenance is complete without the file.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
+    extra_materials: tuple[dict[str, Any], ...] = ()
     materials: tuple[str, ...] = Field(min_length=1)
     depth_x0_range: tuple[float, float] = (15.0, 30.0)
     r_max_moliere_range: tuple[float, float] = (1.5, 4.0)
-    sampling: SamplingStructure | None = None
+    sampling: _Sampling | None = None
+
+    @field_validator("extra_materials")
+    @classmethod
+    def _valid_extras(cls, v: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        names = [material_from_mapping(entry, f"extra_materials[{i}]", "user material").name for i, entry in enumerate(v)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"material names must be distinct, got {names}")
+        return v
 
     @field_validator("materials")
     @classmethod
-    def _known_materials(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        names = tuple(get_material(m).name for m in v)
+    def _known_materials(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        table = _table_of(info.data.get("extra_materials", ()))
+        names = tuple(get_material(m, table).name for m in v)
         if len(set(names)) != len(names):
             raise ValueError(f"materials must be distinct, got {list(v)}")
         return names
@@ -129,6 +222,26 @@ class ShowerGeometry(BaseModel):
             raise ValueError(f"needs 0 < min <= max, got ({lo}, {hi})")
         return v
 
+    @model_validator(mode="after")
+    def _known_layer_materials(self) -> "ShowerGeometry":
+        if isinstance(self.sampling, CellSampling):
+            table = self.material_table()
+            for i, layer in enumerate(self.sampling.cell):
+                if layer.material != ABSORBER:
+                    try:
+                        get_material(layer.material, table)
+                    except ConfigError as exc:
+                        raise ConfigError(f"sampling.cell[{i}].material", f"{exc.message} (or {ABSORBER!r})") from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without user materials the dump is the same as before they existed (old provenance)."""
+        out: dict[str, Any] = handler(self)
+        if not out.get("extra_materials", True):
+            del out["extra_materials"]
+        return out
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ShowerGeometry":
         """Validate a mapping (e.g. from YAML); errors become `ConfigError` naming the field."""
@@ -136,28 +249,63 @@ class ShowerGeometry(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
-            loc = "geometry." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "geometry"
-            raise ConfigError(loc, err["msg"]) from None
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, ConfigError):  # a validator that names the field itself where pydantic cannot
+                raise ConfigError(_error_location(err["loc"]) if err["loc"] else "geometry." + cause.field,
+                                  cause.message) from None
+            raise ConfigError(_error_location(err["loc"]), str(err["msg"]).removeprefix("Value error, ")) from None
+
+    def material_table(self) -> dict[str, Material]:
+        """The user's materials by name ({} for none)."""
+        return _table_of(self.extra_materials)
 
     def effective(self, material: str) -> tuple[Material, float]:
         """The (effective) material of the calorimeter built on ``material`` and its sampling fraction."""
         mat = self._material(material)
         if self.sampling is None:
             return mat, 1.0
-        active = get_material(self.sampling.active)
-        parts = ((mat, float(self.sampling.absorber_units)), (active, float(self.sampling.active_units)))
+        if isinstance(self.sampling, CellSampling):
+            parts = self._cell_parts(mat)
+            active = [layer.active for layer in self.sampling.cell]
+            return effective_material(parts), mip_sampling_fraction(parts, active)
+        active_mat = get_material(self.sampling.active)
+        parts = [(mat, float(self.sampling.absorber_units)), (active_mat, float(self.sampling.active_units))]
         return effective_material(parts), mip_sampling_fraction(parts)
 
-    def simulation_grid(self, grid: VoxelGrid) -> VoxelGrid:
+    def cells_per_slice(self, depth_cm: float, n_depth: int) -> int:
+        """Cells in each depth slice of an ``n_depth``-slice map of a calorimeter ``depth_cm`` deep
+        (1 for every geometry but a `CellSampling` one; see there)."""
+        if not isinstance(self.sampling, CellSampling):
+            return 1
+        if self.sampling.cells_per_slice is not None:
+            return self.sampling.cells_per_slice
+        return max(1, int(round(float(depth_cm) / (n_depth * self.sampling.thickness_cm))))
+
+    def built_depth_cm(self, depth_cm: float, n_depth: int) -> float:
+        """The depth of the calorimeter actually built for a condition ``depth_cm`` deep: ``depth_cm``
+        itself, except for a `CellSampling` geometry (whole cells, the same number in every slice)."""
+        if not isinstance(self.sampling, CellSampling):
+            return depth_cm
+        return n_depth * self.cells_per_slice(depth_cm, n_depth) * self.sampling.thickness_cm
+
+    def simulation_grid(self, grid: VoxelGrid, cells_per_slice: int = 1) -> VoxelGrid:
         """The grid the simulator must record on to give maps on ``grid``: the rings always span the
         cell (``r_max_cm`` unset, so the area-equivalent radius of the face); a sampling
-        calorimeter is recorded per layer (``absorber_units + active_units`` slices per cell)."""
+        calorimeter is recorded per layer (``absorber_units + active_units`` equal slices per cell,
+        or one slice per layer of a `CellSampling` cell, ``cells_per_slice`` cells per map slice)."""
+        if isinstance(self.sampling, CellSampling):
+            thick = np.tile([layer.thickness_cm for layer in self.sampling.cell], grid.n_depth * cells_per_slice)
+            fractions = np.concatenate([[0.0], np.cumsum(thick) / thick.sum()])
+            fractions[-1] = 1.0
+            return grid.model_copy(update={"r_max_cm": None, "n_depth": len(thick),
+                                           "depth_fractions": tuple(float(f) for f in fractions)})
         units = 1 if self.sampling is None else self.sampling.absorber_units + self.sampling.active_units
         return grid.model_copy(update={"r_max_cm": None, "n_depth": grid.n_depth * units})
 
     def detector(self, material: str, depth_cm: float, r_max_cm: float, n_cells: int = 1) -> SamplingCalorimeter:
         """The calorimeter on ``material`` with total depth ``depth_cm`` and a square face whose
-        area-equivalent radius is ``r_max_cm``; a sampling geometry has ``n_cells`` cells."""
+        area-equivalent radius is ``r_max_cm``; a sampling geometry has ``n_cells`` cells (a
+        `CellSampling` cell has its own thickness: its depth is ``n_cells`` cells, not ``depth_cm``)."""
         mat = self._material(material)
         for fname, v in (("depth_cm", depth_cm), ("r_max_cm", r_max_cm)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -165,6 +313,12 @@ class ShowerGeometry(BaseModel):
         size = float(r_max_cm) * math.sqrt(math.pi)
         if self.sampling is None:
             return SamplingCalorimeter((Layer("block", mat, float(depth_cm), True),), size)
+        if isinstance(self.sampling, CellSampling):
+            parts = self._cell_parts(mat)
+            flags = [layer.active for layer in self.sampling.cell]
+            return SamplingCalorimeter(tuple(
+                Layer(f"c{k}l{j}", m, t, a) for k in range(n_cells) for j, ((m, t), a) in enumerate(zip(parts, flags))
+            ), size)
         a, b = self.sampling.absorber_units, self.sampling.active_units
         unit = float(depth_cm) / (n_cells * (a + b))
         active = get_material(self.sampling.active)
@@ -174,11 +328,75 @@ class ShowerGeometry(BaseModel):
             layers.append(Layer(f"act{k}", active, b * unit, True))
         return SamplingCalorimeter(tuple(layers), size)
 
+    def _cell_parts(self, absorber: Material) -> list[tuple[Material, float]]:
+        """(material, thickness cm) of each layer of the cell, ``"absorber"`` replaced by ``absorber``."""
+        assert isinstance(self.sampling, CellSampling)
+        table = self.material_table()
+        return [(absorber if layer.material == ABSORBER else get_material(layer.material, table), layer.thickness_cm)
+                for layer in self.sampling.cell]
+
     def _material(self, material: str) -> Material:
-        mat = get_material(material)
+        mat = get_material(material, self.material_table())
         if mat.name not in self.materials:
             raise ConfigError("material", f"{material!r} is not in geometry {self.name!r}; allowed: {', '.join(self.materials)}")
         return mat
+
+
+def _table_of(entries: Sequence[Mapping[str, Any]]) -> dict[str, Material]:
+    materials = (material_from_mapping(e, f"extra_materials[{i}]", "user material") for i, e in enumerate(entries))
+    return {m.name: m for m in materials}
+
+
+def _error_location(loc: Sequence[Any]) -> str:
+    """``geometry.sampling.cell[1].thickness_cm`` from a pydantic location (union tags dropped)."""
+    out = "geometry"
+    for part in loc:
+        if part in ("by_units", "by_layers"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _material_entry(m: Material) -> dict[str, Any]:
+    """A material as an entry of a material file (`material_from_mapping` reads it back)."""
+    entry: dict[str, Any] = {"name": m.name, **{k: getattr(m, k) for k in (
+        "density_g_cm3", "radiation_length_cm", "nuclear_interaction_length_cm", "pion_interaction_length_cm",
+        "critical_energy_mev", "dedx_min_mev_cm", "z_eff", "z_over_a")}}
+    if m.geant4 is not None:
+        entry["geant4"] = dict(m.geant4)
+    return entry
+
+
+def load_shower_geometry(path: str | Path) -> ShowerGeometry:
+    """A geometry from a YAML file: the fields of `ShowerGeometry` (``sampling`` with a ``cell`` of
+    layers in cm, `CellSampling`) and optionally ``materials_file``, a material file (relative to
+    the geometry file) whose materials may be used by name. Read with the safe loader of the run
+    configuration (duplicate keys and aliases refused); any problem is a `ConfigError` naming the field."""
+    import yaml
+
+    from detopt.safe_yaml import UniqueKeyLoader
+
+    path = Path(path)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except FileNotFoundError:
+        raise ConfigError("geometry_file", f"geometry file {path} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("geometry_file", f"{path} is not a text (UTF-8) YAML file: byte {exc.start} cannot be decoded") from None
+    except OSError as exc:
+        raise ConfigError("geometry_file", f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("geometry_file", f"malformed YAML in {path}: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("geometry_file", f"{path} must be a mapping of keys (name, materials, sampling, ...) to values")
+    data = dict(raw)
+    materials_file = data.pop("materials_file", None)
+    if materials_file is not None:
+        if not isinstance(materials_file, str) or not materials_file.strip():
+            raise ConfigError("geometry.materials_file", f"must be a file name, got {materials_file!r}")
+        extra = load_material_file(path.parent / materials_file, field="geometry.materials_file")
+        data["extra_materials"] = [*data.get("extra_materials", []), *(_material_entry(m) for m in extra.values())]
+    return ShowerGeometry.from_dict(data)
 
 
 def effective_material(parts: Sequence[tuple[Material, float]]) -> Material:
@@ -210,10 +428,12 @@ def effective_material(parts: Sequence[tuple[Material, float]]) -> Material:
     )
 
 
-def mip_sampling_fraction(parts: Sequence[tuple[Material, float]]) -> float:
-    """MIP sampling fraction of the active (last) part: t_act dE/dx_act / sum_j t_j dE/dx_j (PDG Calorimetry)."""
+def mip_sampling_fraction(parts: Sequence[tuple[Material, float]], active: Sequence[bool] | None = None) -> float:
+    """MIP sampling fraction of the active parts (``active``; default: the last part only):
+    sum_act t dE/dx / sum_j t_j dE/dx_j (PDG Calorimetry), thicknesses t in any common unit."""
     loss = [m.dedx_min_mev_cm * float(t) for m, t in parts]
-    return float(loss[-1] / sum(loss))
+    flags = [False] * (len(parts) - 1) + [True] if active is None else list(active)
+    return float(sum(x for x, a in zip(loss, flags) if a) / sum(loss))
 
 
 #: Homogeneous blocks of eight dense materials of the PDG table (detector family A).
@@ -356,8 +576,11 @@ def grid_shower_conditions(
 
 
 # -- simulation ---------------------------------------------------------------------------------
-def _simulator_for(geometry: ShowerGeometry, grid: VoxelGrid, simulator: Simulator | None) -> Simulator:
-    sim_grid = geometry.simulation_grid(grid)
+def _simulator_for(geometry: ShowerGeometry, grid: VoxelGrid, simulator: Simulator | None, cells_per_slice: int = 1) -> Simulator:
+    """The simulator recording on ``geometry.simulation_grid(grid, cells_per_slice)``: the built-in one by
+    default. A `CellSampling` geometry records on a grid that depends on the condition (its layer
+    edges): a given simulator is then copied with that grid as its ``voxels``."""
+    sim_grid = geometry.simulation_grid(grid, cells_per_slice)
     if simulator is None:
         from detopt.simulation.fastsim import FastShowerSimulator
 
@@ -365,6 +588,12 @@ def _simulator_for(geometry: ShowerGeometry, grid: VoxelGrid, simulator: Simulat
     if not isinstance(simulator, Simulator):
         raise ConfigError("simulator", f"must follow the Simulator protocol (a simulate method), got {type(simulator).__name__}")
     voxels = getattr(simulator, "voxels", None)
+    if isinstance(geometry.sampling, CellSampling) and hasattr(simulator, "voxels") and voxels != sim_grid:
+        import copy
+
+        per_condition = copy.copy(simulator)
+        per_condition.voxels = sim_grid  # type: ignore[attr-defined]
+        return per_condition
     if voxels != sim_grid:
         raise ConfigError(
             "simulator.voxels",
@@ -374,13 +603,22 @@ def _simulator_for(geometry: ShowerGeometry, grid: VoxelGrid, simulator: Simulat
     return simulator
 
 
-def _maps_of(geometry: ShowerGeometry, grid: VoxelGrid, voxels: np.ndarray | None) -> np.ndarray:
-    """Reduce the simulator's maps to ``grid``: the active slice(s) of each cell for a sampling geometry."""
+def _maps_of(geometry: ShowerGeometry, grid: VoxelGrid, voxels: np.ndarray | None, cells_per_slice: int = 1) -> np.ndarray:
+    """Reduce the simulator's maps to ``grid``: the active slice(s) of each cell for a sampling
+    geometry, summed over the ``cells_per_slice`` cells of a map slice for a `CellSampling` one."""
     if voxels is None:
         raise DataError("simulator returned no voxel maps; give it voxels=ShowerGeometry.simulation_grid(grid)")
     n = voxels.shape[0]
     if geometry.sampling is None:
         maps = voxels
+    elif isinstance(geometry.sampling, CellSampling):
+        cell = geometry.sampling.cell
+        active = [j for j, layer in enumerate(cell) if layer.active]
+        if voxels.shape[1] != grid.n_depth * cells_per_slice * len(cell):
+            raise DataError(f"simulator maps have {voxels.shape[1]} depth slices, expected one per layer "
+                            f"({grid.n_depth * cells_per_slice * len(cell)})")
+        per_layer = voxels.reshape(n, grid.n_depth, cells_per_slice, len(cell), voxels.shape[2])
+        maps = per_layer[:, :, :, active, :].sum(axis=(2, 3))
     else:
         a, b = geometry.sampling.absorber_units, geometry.sampling.active_units
         maps = voxels.reshape(n, grid.n_depth, a + b, voxels.shape[2])[:, :, a:, :].sum(axis=2)
@@ -400,13 +638,16 @@ def simulate_condition(
     """Maps ``(n_showers, n_depth, n_radial)`` (GeV, float32) of one condition, from ``seed``.
 
     The same seed at a neighbouring design draws the same random numbers in the built-in
-    simulator (common random numbers; see `detopt.evaluation.gradients`).
+    simulator (common random numbers; see `detopt.evaluation.gradients`). A `CellSampling`
+    geometry builds whole cells (`ShowerGeometry.built_depth_cm`), so its maps change with the
+    depth only in steps of ``n_depth`` cells.
     """
-    sim = _simulator_for(geometry, grid, simulator)
-    det = geometry.detector(condition.material, condition.depth_cm, condition.r_max_cm, n_cells=grid.n_depth)
+    k = geometry.cells_per_slice(condition.depth_cm, grid.n_depth)
+    sim = _simulator_for(geometry, grid, simulator, k)
+    det = geometry.detector(condition.material, condition.depth_cm, condition.r_max_cm, n_cells=grid.n_depth * k)
     e = float(condition.energy_gev)
     batch = sim.simulate(det, int(n_showers), [condition.particle], (e, e), int(seed))
-    return _maps_of(geometry, grid, batch.voxels)
+    return _maps_of(geometry, grid, batch.voxels, k)
 
 
 def generate_shower_dataset(
@@ -431,7 +672,9 @@ def generate_shower_dataset(
     draws (`draw_shower_conditions`: energies log-uniform in ``energy_range``, default 1-100 GeV, or
     drawn from ``energies_gev``); or the full grid over ``energies_gev`` x particles x materials
     (`grid_shower_conditions`, ``size_points`` depths and radii). Each condition is simulated with
-    its own seed, spawned from ``seed`` and recorded in the metadata with the condition.
+    its own seed, spawned from ``seed`` and recorded in the metadata with the condition. The depth
+    recorded is that of the calorimeter built (`ShowerGeometry.built_depth_cm`: whole cells for a
+    `CellSampling` geometry, the condition's own depth otherwise).
     """
     geometry = get_geometry(geometry)
     grid = VoxelGrid() if grid is None else grid
@@ -454,6 +697,7 @@ def generate_shower_dataset(
         conds = grid_shower_conditions(geometry, energies_gev, particles=particles, size_points=size_points)
     else:
         raise ConfigError("n_conditions", "give n_conditions (random draw), energies_gev (grid) or conditions")
+    conds = [replace(c, depth_cm=geometry.built_depth_cm(c.depth_cm, grid.n_depth)) for c in conds]
     sim = _simulator_for(geometry, grid, simulator)
     seeds = [int(s.generate_state(1, dtype=np.uint32)[0] % (2**31 - 1)) for s in sim_seq.spawn(len(conds))]
     maps = np.empty((len(conds) * showers_per_condition, grid.n_depth, grid.n_radial), dtype=np.float32)
