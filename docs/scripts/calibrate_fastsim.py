@@ -235,7 +235,7 @@ def fit(reference: dict, parameters: tuple, particle: str, n_fast: int, max_eval
 #: broad reference has no radial information (they stay as fitted to the blocks above).
 BROAD_EM_PARAMETERS = (
     ("em_shower", "CONTAINMENT_SCALE", 0.87, 1.0),
-    ("em_shower", "SHOWER_MAXIMUM_SHIFT_X0", -0.1, 0.0),
+    ("em_shower", "SHOWER_MAXIMUM_SHIFT_X0", -0.05, 0.0),
     ("fastsim", "THICK_QUANTUM_POWER", 0.0, 1.5),
     ("em_shower", "FLUCTUATION_SCALE", 0.3, 1.2),
     ("em_shower", "PHOTON_CONVERSION_X0", 1.0, 9.0 / 7.0),

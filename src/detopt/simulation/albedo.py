@@ -19,22 +19,22 @@ import numpy as np
 from scipy import special
 
 #: Backward energy of an EM shower of 1 GeV (GeV), A_em(E) = A1 E^p; fitted to Geant4.
-EM_ALBEDO_GEV_AT_1GEV = 0.0392
+EM_ALBEDO_GEV_AT_1GEV = 0.039
 #: Exponent p of the EM albedo's energy dependence (backscatter comes from the soft early shower, so it
 #: grows more slowly than E); fitted to Geant4.
-EM_ALBEDO_EXPONENT = 0.7618
+EM_ALBEDO_EXPONENT = 0.7225
 #: Attenuation length of the EM albedo (g/cm^2): photons of ~1 MeV (NIST XCOM, mu/rho ~ 0.05-0.07 cm^2/g).
-EM_ALBEDO_ATTENUATION_G_CM2 = 31.08
+EM_ALBEDO_ATTENUATION_G_CM2 = 37.88
 #: Exponent zeta of the material dependence of the EM albedo's attenuation, Lambda (Z / 26)^-zeta: soft photons
 #: are absorbed by the photo-effect, whose cross section grows as Z^4-5 (NIST XCOM), so backscattered energy
 #: is absorbed sooner in heavy materials (0 = one length for all).
-EM_ALBEDO_Z_EXPONENT = 0.1835
+EM_ALBEDO_Z_EXPONENT = 0.1803
 #: Fraction of a pion shower's deposit sent backwards (neutrons, gammas); fitted to Geant4.
 HADRON_ALBEDO_FRACTION = 0.1043
 #: Attenuation length of the hadronic albedo (g/cm^2): MeV neutrons and gammas.
 HADRON_ALBEDO_ATTENUATION_G_CM2 = 59.3
 #: Mean energy of one escaping albedo quantum (MeV): sets the fluctuation of the escaping energy.
-ALBEDO_QUANTUM_MEV = 0.3443
+ALBEDO_QUANTUM_MEV = 0.4509
 
 
 def em_attenuation_g_cm2(z_eff: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ SAMPLING_QUANTUM_FACTOR = 2.2
 THICK_QUANTUM_ONSET_X0 = 3.0
 #: Power of that fall (0 = none, the value before the broad calibration); fitted to Geant4's widths of thick
 #: crystals (docs/scripts/calibrate_fastsim.py).
-THICK_QUANTUM_POWER = 1.025
+THICK_QUANTUM_POWER = 1.069
 #: Depth window (X0) over which the material of an EM shower is averaged (shower max + 95% containment).
 EM_MATERIAL_WINDOW_X0 = 20.0
 #: Backward window (X0) over which the Moliere radius seen by a segment is averaged.
