@@ -238,7 +238,6 @@ BROAD_EM_PARAMETERS = (
     ("em_shower", "SHOWER_MAXIMUM_SHIFT_X0", -0.05, 0.0),
     ("fastsim", "THICK_QUANTUM_POWER", 0.0, 1.5),
     ("em_shower", "FLUCTUATION_SCALE", 0.3, 1.2),
-    ("em_shower", "PHOTON_CONVERSION_X0", 1.0, 9.0 / 7.0),
     ("em_shower", "START_TRACK_DEPTH_X0", 0.0, 2.0),
     ("albedo", "EM_ALBEDO_GEV_AT_1GEV", 0.0, 0.05),
     ("albedo", "EM_ALBEDO_EXPONENT", 0.0, 1.0),

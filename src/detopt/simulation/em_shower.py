@@ -19,11 +19,12 @@ from scipy import special, stats
 #: Offset C of the shower maximum for electrons (PDG EM cascades: C_e = -0.5).
 C_ELECTRON = -0.5
 #: Mean photon conversion depth added to the electron profile, in X0: gives C_gamma - C_e = +1 (PDG).
-PHOTON_CONVERSION_X0 = 1.083
-#: Charged tracks at the start of a shower: the e+ e- pair of a conversion (or the electron and its first
-#: photon's pair), each losing dE/dx: the profile's first X0 holds their ionization, which the smooth
-#: Gamma profile (zero at the start) misses; it is what a thin sensor in front of a block reads.
-START_TRACKS = 2.0
+PHOTON_CONVERSION_X0 = 1.0
+#: Charged tracks at the start of a photon shower: the e+ e- pair of the conversion, each losing dE/dx: the
+#: profile's first X0 holds their ionization, which the smooth Gamma profile (zero at the start) misses; it
+#: is what a thin sensor in front of a block reads. An electron shower starts with one track.
+START_TRACKS_PHOTON = 2.0
+START_TRACKS_ELECTRON = 1.0
 #: Depth (X0) over which those tracks ionize before the cascade takes over (fitted to Geant4's deposits in
 #: thin layers at the front of a shower, docs/scripts/calibrate_fastsim.py).
 START_TRACK_DEPTH_X0 = 0.5096
@@ -106,12 +107,14 @@ def sample_longitudinal_shape(
     return alpha, (alpha - 1.0) / t
 
 
-def start_track_weights(depth_edges: np.ndarray, critical_energy_mev: np.ndarray, energy_gev: np.ndarray) -> np.ndarray:
-    """Track-length share of the first charged tracks per segment: START_TRACKS x the depth each segment
-    holds of [0, START_TRACK_DEPTH_X0] after the shower start, over the total track length E / E_c (X0)."""
+def start_track_weights(
+    depth_edges: np.ndarray, critical_energy_mev: np.ndarray, energy_gev: np.ndarray, tracks: np.ndarray | float
+) -> np.ndarray:
+    """Track-length share of the first charged tracks per segment: ``tracks`` x the depth each segment holds
+    of [0, START_TRACK_DEPTH_X0] after the shower start, over the total track length E / E_c (X0)."""
     lo = np.clip(depth_edges[:, :-1], 0.0, START_TRACK_DEPTH_X0)
     hi = np.clip(depth_edges[:, 1:], 0.0, START_TRACK_DEPTH_X0)
-    share = START_TRACKS * critical_energy_mev / np.maximum(energy_gev * 1e3, 1e-9)
+    share = tracks * critical_energy_mev / np.maximum(energy_gev * 1e3, 1e-9)
     return (hi - lo) * np.minimum(share, 0.5)[:, None]
 
 

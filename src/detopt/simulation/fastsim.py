@@ -277,7 +277,8 @@ class FastShowerSimulator:
             photon = particle[idx] == PARTICLES.index("gamma")
             e = energy[idx]
             t0 = np.where(photon, r_em.exponential(em.PHOTON_CONVERSION_X0, size=idx.size), 0.0)
-            comp = _em_component(stack, e, e, t0, r_em, radial_edges)
+            tracks = np.where(photon, em.START_TRACKS_PHOTON, em.START_TRACKS_ELECTRON)
+            comp = _em_component(stack, e, e, t0, r_em, radial_edges, start_tracks=tracks)
             shower_seg[idx] += comp.segment_gev
             if rings is not None:
                 rings[idx] += comp.segment_gev[:, :, None] * comp.ring_fractions
@@ -325,6 +326,7 @@ def _share_by_ionization(
 def _em_component(
     stack: _Stack, deposit_energy: np.ndarray, profile_energy: np.ndarray, t0: np.ndarray,
     rng: np.random.Generator, radial_edges: np.ndarray | None, radial_scale: float = 1.0,
+    start_tracks: np.ndarray | float = em.START_TRACKS_PHOTON,
 ) -> _Component:
     """EM shower(s) of total energy ``deposit_energy`` starting at depth ``t0`` (X0), with the shape of a
     shower of ``profile_energy`` (the two photons of a pi0 develop like one photon of half the energy),
@@ -337,7 +339,7 @@ def _em_component(
     cdf = em.gamma_profile_cdf(alpha[:, None], beta[:, None], depth)
     w = np.diff(cdf, axis=1)
     beyond = 1.0 - cdf[:, -1]
-    start = em.start_track_weights(depth, ec, deposit_energy)
+    start = em.start_track_weights(depth, ec, deposit_energy, start_tracks)
     w = w * (1.0 - start.sum(axis=1))[:, None] + start
     seg = _share_by_ionization(deposit_energy, w, beyond, stack.eps_em, stack.eps_em_local)
     # Energy-weighted mean depth inside each segment, for the radial shape there.
