@@ -304,8 +304,8 @@ def fit_broad(reference: dict, parameters: tuple, particle: str, n_fast: int, ma
         return float(np.mean(soft_l1(r)))
 
     runs = []
+    step = SIMPLEX_FRACTION * (hi - lo)
     for k, x0 in enumerate(x_starts):
-        step = SIMPLEX_FRACTION * (hi - lo)
         simplex = [x0] + [np.where(x0 + step * e <= hi, x0 + step * e, x0 - step * e) for e in np.eye(x0.size)]
         res = optimize.minimize(objective, x0, method="Nelder-Mead", bounds=list(zip(lo, hi)),
                                 options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 1e-3,
@@ -361,11 +361,10 @@ def broad_tables(reference: dict, n_fast: int) -> tuple[str, str, dict[str, floa
         lines.append(f"| {label} | " + " | ".join(fmt.format(v) for v in vals) + " |")
     cells = ["| design | beam | layer | Geant4 mean +- std (GeV) [stat. err.] | fast/G4 mean before, after | "
              "fast/G4 width before, after | passes after |", "|---|---|---|---:|---:|---:|---|"]
-    n_of = {p["design"]: p["n"] for p in points}
     for b, a in zip(before[0], after[0]):
         if a.split != "validation":
             continue
-        err = a.geant4_std / np.sqrt(n_of[a.design]) / a.geant4_mean
+        err = a.geant4_std / np.sqrt(a.n) / a.geant4_mean
         cells.append(f"| {a.design} | {a.particle} {a.energy_gev:g} GeV | {a.layer} ({a.material}) | "
                      f"{a.geant4_mean:.3g} +- {a.geant4_std:.2g} [{err:.1%}] | {b.mean_ratio:.2f}, {a.mean_ratio:.2f} | "
                      f"{b.width_ratio:.2f}, {a.width_ratio:.2f} | {'yes' if a.passes else 'no'} |")
@@ -400,6 +399,7 @@ def broad_figure(reference: dict, n_fast: int, out: Path) -> None:
         before = broad_fast(reference, points, n_fast)
     after = broad_fast(reference, points, n_fast)
     designs = list(dict.fromkeys(p["design"] for p in points))
+
     @hep_style
     def draw() -> Path:
         fig, axes = plt.subplots(2, (len(designs) + 1) // 2, figsize=(3.2 * ((len(designs) + 1) // 2), 7.5),

@@ -88,23 +88,10 @@ def points() -> list[dict]:
     return out
 
 
-def detector(layers: Layers):
-    from detopt.detector import SamplingCalorimeter
-
-    return SamplingCalorimeter.from_layers(layers, TRANSVERSE_SIZE_CM)
-
-
-def summarize(deposits: np.ndarray) -> dict:
-    """Per-layer mean and std (GeV) and the total's mean, std and quantiles."""
-    total = deposits.sum(axis=1)
-    return {"mean": deposits.mean(axis=0).tolist(), "std": deposits.std(axis=0, ddof=1).tolist(),
-            "total_mean": float(total.mean()), "total_std": float(total.std(ddof=1)),
-            "total_quantiles": np.quantile(total, QUANTILES).tolist()}
-
-
 def run(out: Path, data_dir: str | None, workers: int = 2) -> dict:
     from detopt.atomic import write_text_atomic
     from detopt.simulation.geant4.data import SubstituteDataWarning
+    from detopt.simulation.geant4.fidelity import point_detector, summarize
     from detopt.simulation.geant4.simulator import Geant4Simulator
 
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {
@@ -124,9 +111,9 @@ def run(out: Path, data_dir: str | None, workers: int = 2) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SubstituteDataWarning)
             e = point["energy_gev"]
-            batch = sim.simulate(detector(point["layers"]), EVENTS_PER_POINT, (point["particle"],), (e, e),
+            batch = sim.simulate(point_detector(point, TRANSVERSE_SIZE_CM), EVENTS_PER_POINT, (point["particle"],), (e, e),
                                  seed=point["seed"])
-        return {**point, "n": EVENTS_PER_POINT, "geant4": summarize(batch.deposits),
+        return {**point, "n": EVENTS_PER_POINT, "geant4": summarize(batch.deposits, QUANTILES),
                 "active": [bool(a) for a in batch.active], "geant4_data": batch.metadata["geant4_data"],
                 "event_loop_s": batch.metadata["event_loop_s"]}
 

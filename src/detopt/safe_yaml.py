@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["UniqueKeyLoader"]
+__all__ = ["UniqueKeyLoader", "load_yaml"]
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -40,3 +40,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document with `UniqueKeyLoader` (errors are ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)

@@ -39,7 +39,7 @@ from malformed import (  # noqa: E402
 )
 
 from detopt.errors import DataError, DetoptError  # noqa: E402
-from detopt.optimize.config import _YAML_LOADER  # noqa: E402
+from detopt.safe_yaml import UniqueKeyLoader  # noqa: E402
 
 
 def examples(n: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -147,7 +147,7 @@ def test_config_broken_yaml_and_binary_junk() -> None:
             text = yaml.safe_dump(tiny_config(folder / "run"), sort_keys=False)
             blob = _corrupt_text(text, data)
             try:
-                parsed = yaml.load(blob.decode("utf-8"), Loader=_YAML_LOADER)  # the loader detopt uses
+                parsed = yaml.load(blob.decode("utf-8"), Loader=UniqueKeyLoader)  # the loader detopt uses
             except (UnicodeDecodeError, yaml.YAMLError):
                 parsed = None
             assume(not _valid_config(parsed, folder))

@@ -24,7 +24,7 @@ def reference() -> dict:
 
 
 @pytest.fixture(scope="module")
-def judged(reference: dict) -> tuple[list[fd.Cell], list[fd.Row]]:
+def judged(reference: dict) -> tuple[list[fd.Comparison], list[fd.Comparison]]:
     points = reference["points"]
     fast = [fd.fast_statistics(p, reference["transverse_size_cm"], 3000) for p in points]
     return fd.judge(points, fast)
@@ -47,7 +47,7 @@ def test_reference_spans_the_material_table_and_is_split_by_design(reference: di
     assert sum(p["split"] == "validation" for p in designs.values()) >= 10
 
 
-def test_validation_cells_agree_as_documented(judged: tuple[list[fd.Cell], list[fd.Row]]) -> None:
+def test_validation_cells_agree_as_documented(judged: tuple[list[fd.Comparison], list[fd.Comparison]]) -> None:
     """The judged validation cells within 10% (mean) and 25% (width) as often as docs/geant4.md says (34%;
     20% before the broad fit): the goal of 70% is not reached, this guards what is."""
     scores = fd.scores(*judged, "validation")
@@ -57,21 +57,21 @@ def test_validation_cells_agree_as_documented(judged: tuple[list[fd.Cell], list[
     assert scores["validation_cells_width_within_25pct_fraction"] >= 0.65
 
 
-def test_validation_totals_agree_as_documented(judged: tuple[list[fd.Cell], list[fd.Row]]) -> None:
+def test_validation_totals_agree_as_documented(judged: tuple[list[fd.Comparison], list[fd.Comparison]]) -> None:
     """Total deposit per row: mean within 5% in 72% of the validation rows, width within 25% in 85%."""
     scores = fd.scores(*judged, "validation")
     assert scores["validation_rows_total_mean_within_5pct_fraction"] >= 0.65
     assert scores["validation_rows_total_width_within_25pct_fraction"] >= 0.70
 
 
-def test_calibration_and_validation_agree_alike(judged: tuple[list[fd.Cell], list[fd.Row]]) -> None:
+def test_calibration_and_validation_agree_alike(judged: tuple[list[fd.Comparison], list[fd.Comparison]]) -> None:
     """No overfitting: the passing fraction on designs the fit saw is within 15 points of the unseen ones."""
     cal = fd.scores(*judged, "calibration")["calibration_cells_passing_fraction"]
     val = fd.scores(*judged, "validation")["validation_cells_passing_fraction"]
     assert abs(cal - val) < 0.15
 
 
-def test_contained_photon_totals_fluctuate_like_geant4(judged: tuple[list[fd.Cell], list[fd.Row]]) -> None:
+def test_contained_photon_totals_fluctuate_like_geant4(judged: tuple[list[fd.Comparison], list[fd.Comparison]]) -> None:
     """Rows where Geant4 contains a photon to better than 1%: the fast total's width is 0.5-2x Geant4's
     (a few MeV of escaping backscatter), not the ~0.01x of a simulator that conserves energy exactly."""
     ratios = [r.width_ratio for r in judged[1] if r.particle == "gamma" and r.geant4_mean > 0.99 * r.energy_gev]

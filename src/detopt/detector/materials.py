@@ -207,9 +207,11 @@ def load_material_file(path: str | Path, field: str = "materials") -> dict[str, 
     already in the built-in table (so a built-in material is never silently replaced)."""
     import yaml
 
+    from detopt.safe_yaml import load_yaml
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(field, f"material file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:

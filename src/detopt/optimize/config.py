@@ -24,12 +24,10 @@ from pydantic import (
 from detopt.design import DesignSpace
 from detopt.errors import ConfigError
 from detopt.execution.clusters import ClusterSettings, check_execution
-from detopt.safe_yaml import UniqueKeyLoader
+from detopt.safe_yaml import load_yaml
 
 __all__ = ["RunConfig", "load_config"]
 
-_YAML_LOADER = UniqueKeyLoader
-"""The safe YAML loader with duplicate keys and aliases refused (shared with the other YAML inputs)."""
 
 
 class _Strict(BaseModel):
@@ -568,7 +566,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
     """Read and validate a YAML run configuration; returns it with the folder relative paths start from."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "configuration file not found") from None
     except UnicodeDecodeError as exc:

@@ -16,14 +16,16 @@ fitted to Geant4 (docs/scripts/calibrate_fastsim.py).
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+
+from detopt.simulation.em_shower import gamma_profile_cdf
 
 #: Backward energy of an EM shower of 1 GeV (GeV), A_em(E) = A1 E^p; fitted to Geant4.
 EM_ALBEDO_GEV_AT_1GEV = 0.039
 #: Exponent p of the EM albedo's energy dependence (backscatter comes from the soft early shower, so it
 #: grows more slowly than E); fitted to Geant4.
 EM_ALBEDO_EXPONENT = 0.7225
-#: Attenuation length of the EM albedo (g/cm^2): photons of ~1 MeV (NIST XCOM, mu/rho ~ 0.05-0.07 cm^2/g).
+#: Attenuation length of the EM albedo (g/cm^2) in iron-like material, fitted to Geant4 (photons of ~1 MeV alone
+#: would give 14-20 g/cm^2, NIST XCOM; harder backscattered photons and electrons lengthen it).
 EM_ALBEDO_ATTENUATION_G_CM2 = 37.88
 #: Exponent zeta of the material dependence of the EM albedo's attenuation, Lambda (Z / 26)^-zeta: soft photons
 #: are absorbed by the photo-effect, whose cross section grows as Z^4-5 (NIST XCOM), so backscattered energy
@@ -42,14 +44,15 @@ def em_attenuation_g_cm2(z_eff: np.ndarray) -> np.ndarray:
     return EM_ALBEDO_ATTENUATION_G_CM2 * np.power(np.maximum(z_eff, 1.0) / 26.0, -EM_ALBEDO_Z_EXPONENT)
 
 
-def front_transfer(optical_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def front_transfer(optical_thickness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where backward energy crossing each segment's front face ends up: ``(M, escape)``.
 
-    ``optical_edges``: segment edges in attenuation lengths (cumulative mass depth over Lambda).
+    ``optical_thickness``: each segment's mass thickness over its attenuation length.
     ``M[s, j]``: fraction absorbed in segment j < s; ``escape[s]``: fraction leaving through the front
     face of the calorimeter. Each row of M plus escape sums to 1.
     """
-    lo, hi = optical_edges[:-1], optical_edges[1:]
+    edges = np.concatenate([[0.0], np.cumsum(optical_thickness)])
+    lo, hi = edges[:-1], edges[1:]
     front = lo[:, None]
     m = np.exp(-np.clip(front - hi[None, :], 0.0, None)) - np.exp(-np.clip(front - lo[None, :], 0.0, None))
     m = np.where(np.arange(lo.size)[None, :] < np.arange(lo.size)[:, None], m, 0.0)
@@ -70,9 +73,7 @@ def gamma_front_arrival(
     a, b = depth_edges[:, :-1], depth_edges[:, 1:]
     c = attenuation_per_unit[None, :]
     rate = beta[:, None] + c
-    p = special.gammainc(alpha[:, None], rate * np.maximum(b, 0.0)) - special.gammainc(
-        alpha[:, None], rate * np.maximum(a, 0.0)
-    )
+    p = gamma_profile_cdf(alpha[:, None], rate, b) - gamma_profile_cdf(alpha[:, None], rate, a)
     log_factor = np.minimum(c * a, 700.0) + alpha[:, None] * np.log(beta[:, None] / rate)
     return np.where(p > 0, np.exp(log_factor) * np.maximum(p, 0.0), 0.0)
 

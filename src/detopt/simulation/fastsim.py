@@ -187,9 +187,9 @@ class _Stack:
             layer_quantum_gev=sampling_quantum_gev(ldedx, thick, lx0),
             r_eq_cm=equivalent_radius_cm(det.transverse_size_cm),
             em_albedo_c=x0 * rho / em_lambda,
-            em_albedo=albedo.front_transfer(np.concatenate([[0.0], np.cumsum(dz * rho / em_lambda)])),
+            em_albedo=albedo.front_transfer(dz * rho / em_lambda),
             hadron_albedo_c=lam * rho / had_lambda,
-            hadron_albedo=albedo.front_transfer(np.concatenate([[0.0], np.cumsum(dz * rho / had_lambda)])),
+            hadron_albedo=albedo.front_transfer(dz * rho / had_lambda),
         )
 
     @property
@@ -356,6 +356,7 @@ def _em_component(
     arriving = albedo.gamma_front_arrival(alpha, beta, depth, stack.em_albedo_c)
     arriving = arriving * albedo.em_albedo_energy(deposit_energy)[:, None]
     kept, added, scale = albedo.move_backward(seg, arriving, stack.em_albedo, rng)
+    seg_kept = seg * kept
     rings = None
     if radial_edges is not None:
         f = em.two_component_containment(
@@ -363,8 +364,8 @@ def _em_component(
         )
         f = np.diff(f, axis=2)
         f = f / np.maximum(f.sum(axis=2, keepdims=True), 1e-300)
-        rings = _with_albedo_rings(seg * kept, f, added, radial_edges, stack)
-    return _Component((seg * kept + added) * scale[:, None], rings)
+        rings = _with_albedo_rings(seg_kept, f, added, radial_edges, stack)
+    return _Component((seg_kept + added) * scale[:, None], rings)
 
 
 def _with_albedo_rings(
@@ -427,14 +428,14 @@ def _pion_showers(
     arriving = albedo.gamma_front_arrival(a, d, stack.l_edges[None, :] - l_int[:, None], stack.hadron_albedo_c)
     arriving = arriving * (albedo.HADRON_ALBEDO_FRACTION * had_seg.sum(axis=1))[:, None]
     kept, added, scale = albedo.move_backward(had_seg, arriving, stack.hadron_albedo, rng)
+    had_kept = had_seg * kept
+    had_seg = (had_kept + added) * scale[:, None]
+    seg = em_part.segment_gev + had_seg
     rings = None
     if radial_edges is not None:
         fh = np.diff(had.cauchy_containment(radial_edges[None, :], r0[:, None]), axis=1)
         fh = fh / np.maximum(fh.sum(axis=1, keepdims=True), 1e-300)
-        fh = _with_albedo_rings(had_seg * kept, np.broadcast_to(fh[None], (m, *fh.shape)), added, radial_edges, stack)
-    had_seg = (had_seg * kept + added) * scale[:, None]
-    seg = em_part.segment_gev + had_seg
-    if radial_edges is not None:
+        fh = _with_albedo_rings(had_kept, np.broadcast_to(fh[None], (m, *fh.shape)), added, radial_edges, stack)
         rings = em_part.segment_gev[:, :, None] * em_part.ring_fractions + had_seg[:, :, None] * fh
     return seg, mip, np.where(interacts, z_int, np.nan), rings
 

@@ -16,8 +16,8 @@ EM_FRACTION_K = 0.82
 #: Beta concentration of the event-by-event EM fraction: sigma(f_em) ~ 0.12 at f_em ~ 0.4 (Groom 2007, Fig. 4).
 EM_FRACTION_CONCENTRATION = 15.0
 #: Mean visible share of the non-EM energy (1 - invisible: binding energy, slow neutrons): h/e = 0.69,
-#: e/h = 1.45, a typical non-compensating value (Wigmans: e/h ~ 1.3-1.6); fitted to Geant4's pion response
-#: of iron (docs/scripts/calibrate_fastsim.py; 0.65 before the calibration).
+#: e/h = 1.46, a typical non-compensating value (Wigmans: e/h ~ 1.3-1.6); fitted to Geant4 on the broad
+#: reference (docs/scripts/calibrate_fastsim.py; 0.65 before any calibration).
 HADRONIC_VISIBLE_FRACTION = 0.6859
 #: Beta concentration of the visible share: sigma ~ 0.1.
 HADRONIC_VISIBLE_CONCENTRATION = 20.0

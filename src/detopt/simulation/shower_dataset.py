@@ -374,11 +374,11 @@ def load_shower_geometry(path: str | Path) -> ShowerGeometry:
     configuration (duplicate keys and aliases refused); any problem is a `ConfigError` naming the field."""
     import yaml
 
-    from detopt.safe_yaml import UniqueKeyLoader
+    from detopt.safe_yaml import load_yaml
 
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("geometry_file", f"geometry file {path} not found") from None
     except UnicodeDecodeError as exc:

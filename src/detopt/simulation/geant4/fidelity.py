@@ -53,45 +53,21 @@ def fast_statistics(point: dict, transverse_size_cm: float, n_events: int = 4000
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One judged active layer of one point: Geant4 and fast mean and width (GeV)."""
+class Comparison:
+    """Geant4 against the fast simulator on one judged quantity of one point: an active layer's deposit
+    (``layer`` set) or the total deposit (``layer`` None); means and widths in GeV, ``n`` Geant4 events."""
 
     design: str
     split: str
     particle: str
     energy_gev: float
-    layer: int
-    material: str
+    n: int
     geant4_mean: float
     geant4_std: float
     fast_mean: float
     fast_std: float
-
-    @property
-    def mean_ratio(self) -> float:
-        return self.fast_mean / self.geant4_mean
-
-    @property
-    def width_ratio(self) -> float:
-        return self.fast_std / self.geant4_std if self.geant4_std > 0 else float("inf")
-
-    @property
-    def passes(self) -> bool:
-        return abs(self.mean_ratio - 1) <= CELL_MEAN_TOLERANCE and abs(self.width_ratio - 1) <= CELL_WIDTH_TOLERANCE
-
-
-@dataclass(frozen=True)
-class Row:
-    """The total deposit of one point: Geant4 and fast mean and width (GeV)."""
-
-    design: str
-    split: str
-    particle: str
-    energy_gev: float
-    geant4_mean: float
-    geant4_std: float
-    fast_mean: float
-    fast_std: float
+    layer: int | None = None
+    material: str | None = None
 
     @property
     def mean_ratio(self) -> float:
@@ -102,25 +78,33 @@ class Row:
         return self.fast_std / self.geant4_std if self.geant4_std > 0 else float("inf")
 
     @property
+    def tolerances(self) -> tuple[float, float]:
+        if self.layer is None:
+            return TOTAL_MEAN_TOLERANCE, TOTAL_WIDTH_TOLERANCE
+        return CELL_MEAN_TOLERANCE, CELL_WIDTH_TOLERANCE
+
+    @property
     def passes(self) -> bool:
-        return abs(self.mean_ratio - 1) <= TOTAL_MEAN_TOLERANCE and abs(self.width_ratio - 1) <= TOTAL_WIDTH_TOLERANCE
+        mean_tol, width_tol = self.tolerances
+        return abs(self.mean_ratio - 1) <= mean_tol and abs(self.width_ratio - 1) <= width_tol
 
 
-def judge(points: Iterable[dict], fast: Iterable[dict]) -> tuple[list[Cell], list[Row]]:
-    """Judged cells and total-deposit rows of every point, given the fast simulator's summaries."""
-    cells: list[Cell] = []
-    rows: list[Row] = []
+def judge(points: Iterable[dict], fast: Iterable[dict]) -> tuple[list[Comparison], list[Comparison]]:
+    """Judged cells (active layers with a Geant4 mean of at least 1 MeV) and total-deposit rows of every
+    point, given the fast simulator's summaries."""
+    cells: list[Comparison] = []
+    rows: list[Comparison] = []
     for point, f in zip(points, fast):
         g = point["geant4"]
-        key = (point["design"], point["split"], point["particle"], float(point["energy_gev"]))
+        key = (point["design"], point["split"], point["particle"], float(point["energy_gev"]), int(point.get("n", 400)))
         for i, (material, _, active) in enumerate(point["layers"]):
             if active and g["mean"][i] >= MIN_JUDGED_MEAN_GEV:
-                cells.append(Cell(*key, i, material, g["mean"][i], g["std"][i], f["mean"][i], f["std"][i]))
-        rows.append(Row(*key, g["total_mean"], g["total_std"], f["total_mean"], f["total_std"]))
+                cells.append(Comparison(*key, g["mean"][i], g["std"][i], f["mean"][i], f["std"][i], i, material))
+        rows.append(Comparison(*key, g["total_mean"], g["total_std"], f["total_mean"], f["total_std"]))
     return cells, rows
 
 
-def scores(cells: Sequence[Cell], rows: Sequence[Row], split: str) -> dict[str, float]:
+def scores(cells: Sequence[Comparison], rows: Sequence[Comparison], split: str) -> dict[str, float]:
     """Fractions of passing cells and rows (and the row criteria apart) of one split."""
     c = [x for x in cells if x.split == split]
     r = [x for x in rows if x.split == split]
@@ -145,22 +129,15 @@ FIT_FLOOR_GEV = 0.0005
 
 
 def residuals(points: Sequence[dict], fast: Sequence[dict]) -> np.ndarray:
-    """Fit residuals in units of the tolerances: per judged cell log ratios of mean (10%, combined with
-    Geant4's statistical error) and width (25%); per point the total's mean (5%, with its statistical
-    error) and width (25%)."""
+    """Fit residuals in units of the tolerances, for every judged cell and row (`judge`): log ratios of
+    the means (tolerance combined with Geant4's statistical error; cells with FIT_FLOOR_GEV added to both
+    sides) and of the widths."""
+    cells, rows = judge(points, fast)
     out: list[float] = []
-    for point, f in zip(points, fast):
-        g = point["geant4"]
-        n = point.get("n", 400)
-        for i, (_, _, active) in enumerate(point["layers"]):
-            gm, gs, fm, fs = g["mean"][i], g["std"][i], f["mean"][i], f["std"][i]
-            if not active or gm < MIN_JUDGED_MEAN_GEV:
-                continue
-            scale = np.hypot(CELL_MEAN_TOLERANCE, gs / np.sqrt(n) / gm)
-            out.append(np.log((fm + FIT_FLOOR_GEV) / (gm + FIT_FLOOR_GEV)) / scale)
-            out.append(np.log((fs + FIT_FLOOR_GEV) / (gs + FIT_FLOOR_GEV)) / CELL_WIDTH_TOLERANCE)
-        gm, gs, fm, fs = g["total_mean"], g["total_std"], f["total_mean"], f["total_std"]
-        scale = np.hypot(TOTAL_MEAN_TOLERANCE, gs / np.sqrt(n) / max(gm, 1e-12))
-        out.append(np.log(max(fm, 1e-9) / max(gm, 1e-9)) / scale)
-        out.append(np.log(max(fs, 1e-9) / max(gs, 1e-9)) / TOTAL_WIDTH_TOLERANCE)
+    for c in (*cells, *rows):
+        mean_tol, width_tol = c.tolerances
+        floor = FIT_FLOOR_GEV if c.layer is not None else 0.0
+        scale = np.hypot(mean_tol, c.geant4_std / np.sqrt(c.n) / max(c.geant4_mean, 1e-12))
+        out.append(np.log(max(c.fast_mean + floor, 1e-9) / max(c.geant4_mean + floor, 1e-9)) / scale)
+        out.append(np.log(max(c.fast_std + floor, 1e-9) / max(c.geant4_std + floor, 1e-9)) / width_tol)
     return np.asarray(out)
