@@ -9,6 +9,7 @@ All commands work in one folder DIR: data sets in ``DIR/data/NAME.parquet``, mod
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -217,7 +218,7 @@ def train(
     patience: Annotated[int, typer.Option("--patience", help="Early stopping after this many epochs without gain (0: off).")] = 15,
     ema: Annotated[float, typer.Option("--ema", help="EMA decay of the weights (0: off).")] = 0.995,
     guidance_dropout: Annotated[float, typer.Option("--guidance-dropout", help="Conditioning dropout for classifier-free guidance (0: off).")] = 0.0,
-    residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: none, mean, mean_scale, mlp.")] = "mean_scale",
+    residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: mlp (mean and width of every code entry as a network of the conditions, fitted by likelihood), mean_scale (linear), mean, none.")] = "mlp",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     seed: SeedOpt = 0,
 ) -> None:
@@ -297,7 +298,7 @@ def evaluate(
     model_name: Annotated[str, typer.Option("--model", "-m", help="Model name (DIR/models/NAME/).")],
     data: Annotated[str, typer.Option("--data", "-d", help="Test data set (held-out conditions).")],
     adapter: Annotated[str | None, typer.Option("--adapter", help="Evaluate with this adapter (DIR/adapters/NAME/).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Sampling steps (<= 20 recommended).")] = 10,
+    steps: Annotated[int, typer.Option("--steps", help="Sampling steps: 10 is fast; widths need ~50 (or --sampler dpm).")] = 10,
     sampler_name: Annotated[str, typer.Option("--sampler", help="ddim, or dpm (DPM-Solver++ 2M: deterministic, second order).")] = "ddim",
     eta: Annotated[float, typer.Option("--eta", help="DDIM eta: 0 deterministic, 1 as stochastic as DDPM.")] = 0.0,
     guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance weight w (0: off).")] = 0.0,
@@ -310,11 +311,7 @@ def evaluate(
     _whole(steps, "--steps", 1, 1000)
     _number(guidance, "--guidance", 0.0, 100.0)
     _number(min_energy, "--min-energy", 0.0, 1e6)
-    _number(eta, "--eta", 0.0, 1.0)
-    if sampler_name not in ("ddim", "dpm"):
-        raise ConfigError("--sampler", f"must be ddim or dpm, got {sampler_name!r}")
-    if sampler_name == "dpm" and eta != 0.0:
-        raise ConfigError("--eta", f"DPM-Solver++ is deterministic: eta must be 0, got {eta}")
+    _check_sampler(sampler_name, eta)
     model_dir = _model_dir(folder, model_name)
     data_path = _data_path(folder, data)
     tag = _name(tag, "--tag") if tag else f"evaluate_{model_name}_{data}" + (f"_{adapter}" if adapter else "")
@@ -329,7 +326,6 @@ def evaluate(
     if adapter:
         adapted = AdaptedShower.load(folder / "adapters" / _name(adapter, "--adapter"), model)
         sampler, model = adapted.sample, adapted.model
-    import functools
 
     sampler = functools.partial(sampler, method=sampler_name, eta=eta)
     ds = ShowerDataset.from_parquet(data_path)
@@ -351,6 +347,14 @@ def evaluate(
         typer.echo(f"warning: extrapolation: {message}", err=True)
 
 
+def _check_sampler(sampler_name: str, eta: float) -> None:
+    _number(eta, "--eta", 0.0, 1.0)
+    if sampler_name not in ("ddim", "dpm"):
+        raise ConfigError("--sampler", f"must be ddim or dpm, got {sampler_name!r}")
+    if sampler_name == "dpm" and eta != 0.0:
+        raise ConfigError("--eta", f"DPM-Solver++ is deterministic: eta must be 0, got {eta}")
+
+
 @shower_app.command()
 def adapt(
     folder: DirArg,
@@ -364,7 +368,9 @@ def adapt(
     reference_steps: Annotated[int, typer.Option("--reference-steps", help="Steps of the reference model trained on all of --data.")] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay).")] = 2e-3,
-    steps: Annotated[int, typer.Option("--steps", help="DDIM steps for the evaluation.")] = 10,
+    steps: Annotated[int, typer.Option("--steps", help="Sampling steps for the evaluation.")] = 10,
+    sampler_name: Annotated[str, typer.Option("--sampler", help="ddim, or dpm (DPM-Solver++ 2M) for the evaluation.")] = "ddim",
+    eta: Annotated[float, typer.Option("--eta", help="DDIM eta for the evaluation.")] = 0.0,
     min_energy: Annotated[float, typer.Option("--min-energy", help="Evaluate beams >= this energy (GeV).")] = 10.0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     refit_normalization: Annotated[bool, typer.Option("--refit-normalization/--keep-normalization", help="Refit the output normalization on the new data (stored with the adapter) or keep the base's.")] = True,
@@ -379,6 +385,7 @@ def adapt(
     _whole(adam_steps, "--adam-steps")
     _whole(reference_steps, "--reference-steps")
     _whole(steps, "--steps", 1, 1000)
+    _check_sampler(sampler_name, eta)
     tag = _name(tag, "--tag")
     base_dir = _model_dir(folder, base, "--base")
     data_path, test_path = _data_path(folder, data), _data_path(folder, test, "--test")
@@ -408,7 +415,8 @@ def adapt(
                               refit_normalization=refit_normalization)
         label = label or f"{method}_{fraction:g}"  # the reference has its own name: --fraction 1 must not overwrite it
         adapted.save(folder / "adapters" / f"{tag}_{label}")
-        ev = evaluate_sampler(adapted.sample, adapted.model, test_set, n_steps=steps, seed=seed,
+        sampler = functools.partial(adapted.sample, method=sampler_name, eta=eta)
+        ev = evaluate_sampler(sampler, adapted.model, test_set, n_steps=steps, seed=seed,
                               min_energy_gev=min_energy if min_energy > 0 else None, classifier=False)
         warnings_seen.extend(ev.extrapolation)
         n = ev.numbers

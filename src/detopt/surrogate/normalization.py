@@ -94,16 +94,19 @@ class ConditionalAffine(nn.Module):
             layers.append(nn.Linear(widths[-1], 2 * x_dim))
             self.net = nn.Sequential(*layers)
 
-    def fit(self, c: torch.Tensor, x: torch.Tensor, seed: int = 0) -> "ConditionalAffine":
+    def fit(self, c: torch.Tensor, x: torch.Tensor, seed: int = 0, steps: int | None = None) -> "ConditionalAffine":
         """Fit the linear mean (and log-scale) by ridge least squares in float64.
 
         ``"mlp"`` then adds a small network's correction to both, fitted by Gaussian likelihood
-        (Adam, ``BASELINE_EPOCHS`` epochs, batches and initial weights drawn from ``seed``).
+        (Adam, batches and initial weights drawn from ``seed``): ``steps`` Adam steps, or
+        ``BASELINE_EPOCHS`` epochs when ``None``.
         """
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError("residual_steps", f"must be a whole number >= 1, got {steps!r}")
         with torch.no_grad():
             self._fit_linear(c, x)
         if self.mode == "mlp":
-            self._fit_network(c, x, seed)
+            self._fit_network(c, x, seed, steps)
         return self
 
     @torch.no_grad()
@@ -144,7 +147,7 @@ class ConditionalAffine(nn.Module):
         self.log_scale_high.copy_(log_scale.max(dim=0).values + LOG_SCALE_MARGIN)
         return self
 
-    def _fit_network(self, c: torch.Tensor, x: torch.Tensor, seed: int) -> None:
+    def _fit_network(self, c: torch.Tensor, x: torch.Tensor, seed: int, steps: int | None) -> None:
         """Gaussian negative log-likelihood fit of the correction network, from a zero correction."""
         assert self.net is not None
         generator = torch.Generator().manual_seed(seed)
@@ -165,12 +168,13 @@ class ConditionalAffine(nn.Module):
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(params, lr=BASELINE_LR)
         steps_per_epoch = max(1, math.ceil(n / BASELINE_BATCH))
-        total = BASELINE_EPOCHS * steps_per_epoch
+        epochs = BASELINE_EPOCHS if steps is None else math.ceil(steps / steps_per_epoch)
+        total = epochs * steps_per_epoch
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
         )
         with torch.enable_grad():
-            for _ in range(BASELINE_EPOCHS):
+            for _ in range(epochs):
                 order = torch.randperm(n, generator=generator).to(c.device)
                 for start in range(0, n, BASELINE_BATCH):
                     idx = order[start : start + BASELINE_BATCH]
