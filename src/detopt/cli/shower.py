@@ -218,7 +218,7 @@ def train(
     patience: Annotated[int, typer.Option("--patience", help="Early stopping after this many epochs without gain (0: off).")] = 15,
     ema: Annotated[float, typer.Option("--ema", help="EMA decay of the weights (0: off).")] = 0.995,
     guidance_dropout: Annotated[float, typer.Option("--guidance-dropout", help="Conditioning dropout for classifier-free guidance (0: off).")] = 0.0,
-    residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: mlp (mean and width of every code entry as a network of the conditions, fitted by likelihood), mean_scale (linear), mean, none.")] = "mlp",
+    residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: mlp (mean and width of every code entry as a network of the conditions, fitted by likelihood), shash (mlp plus the skewness and tail of the total energy), mean_scale (linear), mean, none.")] = "mlp",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     seed: SeedOpt = 0,
 ) -> None:

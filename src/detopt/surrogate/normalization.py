@@ -26,8 +26,16 @@ from torch import nn
 
 from detopt.errors import ConfigError, DataError
 
-ResidualMode = Literal["none", "mean", "mean_scale", "mlp"]
-RESIDUAL_MODES: tuple[str, ...] = ("none", "mean", "mean_scale", "mlp")
+ResidualMode = Literal["none", "mean", "mean_scale", "mlp", "shash"]
+RESIDUAL_MODES: tuple[str, ...] = ("none", "mean", "mean_scale", "mlp", "shash")
+#: Modes with a network fitted by likelihood on top of the linear maps.
+NETWORK_MODES: tuple[str, ...] = ("mlp", "shash")
+
+#: Bounds of the sinh-arcsinh shape of ``"shash"``: skewness parameter |epsilon| <= this, and the
+#: tail weight delta within [1 / SHASH_TAIL_RANGE, SHASH_TAIL_RANGE]; enough for the skewness of
+#: -3 of leaking photon showers, bounded so that the inverse cannot blow up.
+SHASH_SKEW_MAX: float = 2.0
+SHASH_TAIL_RANGE: float = 2.0
 
 #: Hidden widths, epochs, batch size and Adam learning rate of the ``"mlp"`` baseline: a small
 #: heteroscedastic regression, fitted by Gaussian likelihood; enough for smooth mean and width
@@ -60,7 +68,11 @@ class ConditionalAffine(nn.Module):
 
     ``"none"``: identity. ``"mean"``: linear mean only. ``"mean_scale"``: linear mean and a
     log-linear scale. ``"mlp"``: both plus a small network's correction fitted by Gaussian
-    likelihood (the scale of real resolutions is rarely log-linear in the design). Works on
+    likelihood (the scale of real resolutions is rarely log-linear in the design). ``"shash"``:
+    as ``"mlp"``, then a sinh-arcsinh transform z = sinh(delta asinh(y) - epsilon) of the
+    standardized y of the first ``shaped_features`` entries (all by default), with skewness
+    ``epsilon`` and tail weight ``delta`` from the same network (Jones & Pewsey 2009), so that
+    skewed conditionals (the low tail of leaking showers) also become unit normal. Works on
     standardized ``c`` (``n x cond_dim``) and flattened, standardized ``x`` (``n x x_dim``);
     the fitted maps are buffers (and the network's parameters), saved in ``state_dict``.
     """
@@ -72,13 +84,19 @@ class ConditionalAffine(nn.Module):
     log_scale_low: torch.Tensor
     log_scale_high: torch.Tensor
 
-    def __init__(self, cond_dim: int, x_dim: int, mode: ResidualMode = "mean_scale") -> None:
+    def __init__(
+        self, cond_dim: int, x_dim: int, mode: ResidualMode = "mean_scale", shaped_features: int | None = None
+    ) -> None:
         super().__init__()
         if mode not in RESIDUAL_MODES:
             raise ConfigError("residual", f"must be one of {RESIDUAL_MODES}, got {mode!r}")
         self.mode: ResidualMode = mode
         self.cond_dim = cond_dim
         self.x_dim = x_dim
+        shaped = x_dim if shaped_features is None else shaped_features
+        if not 0 <= shaped <= x_dim:
+            raise ConfigError("shaped_features", f"must be in [0, {x_dim}], got {shaped}")
+        self.shaped = shaped if mode == "shash" else 0
         self.register_buffer("mean_weight", torch.zeros(cond_dim, x_dim))
         self.register_buffer("mean_bias", torch.zeros(x_dim))
         self.register_buffer("scale_weight", torch.zeros(cond_dim, x_dim))
@@ -86,12 +104,12 @@ class ConditionalAffine(nn.Module):
         self.register_buffer("log_scale_low", torch.zeros(x_dim))
         self.register_buffer("log_scale_high", torch.zeros(x_dim))
         self.net: nn.Sequential | None = None
-        if mode == "mlp":
+        if mode in NETWORK_MODES:
             widths = (cond_dim, *BASELINE_HIDDEN)
             layers: list[nn.Module] = []
             for a, b in zip(widths[:-1], widths[1:]):
                 layers += [nn.Linear(a, b), nn.SiLU()]
-            layers.append(nn.Linear(widths[-1], 2 * x_dim))
+            layers.append(nn.Linear(widths[-1], 2 * x_dim + 2 * self.shaped))
             self.net = nn.Sequential(*layers)
 
     def fit(self, c: torch.Tensor, x: torch.Tensor, seed: int = 0, steps: int | None = None) -> "ConditionalAffine":
@@ -105,7 +123,7 @@ class ConditionalAffine(nn.Module):
             raise ConfigError("residual_steps", f"must be a whole number >= 1, got {steps!r}")
         with torch.no_grad():
             self._fit_linear(c, x)
-        if self.mode == "mlp":
+        if self.mode in NETWORK_MODES:
             self._fit_network(c, x, seed, steps)
         return self
 
@@ -179,7 +197,13 @@ class ConditionalAffine(nn.Module):
                 for start in range(0, n, BASELINE_BATCH):
                     idx = order[start : start + BASELINE_BATCH]
                     mean, log_scale = self._mean_and_log_scale(c[idx], clamp=False)
-                    nll = (log_scale + 0.5 * ((x[idx] - mean) * torch.exp(-log_scale)) ** 2).mean()
+                    y = (x[idx] - mean) * torch.exp(-log_scale)
+                    if self.shaped:
+                        k = self.shaped
+                        z, log_jacobian = sinh_arcsinh(y[:, :k], *self._shape(c[idx]))
+                        y = torch.cat([z, y[:, k:]], dim=1)
+                        log_scale = torch.cat([log_scale[:, :k] - log_jacobian, log_scale[:, k:]], dim=1)
+                    nll = (log_scale + 0.5 * y**2).mean()
                     optimizer.zero_grad(set_to_none=True)
                     nll.backward()
                     optimizer.step()
@@ -201,22 +225,47 @@ class ConditionalAffine(nn.Module):
         if self.net is not None:
             correction = self.net(c)
             mean = mean + correction[:, : self.x_dim]
-            log_scale = log_scale + correction[:, self.x_dim :]
+            log_scale = log_scale + correction[:, self.x_dim : 2 * self.x_dim]
         if not clamp:
             return mean, log_scale
         log_scale = torch.minimum(torch.maximum(log_scale, self.log_scale_low.to(dtype)), self.log_scale_high.to(dtype))
         return mean, log_scale
+
+    def _shape(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Skewness epsilon and tail weight delta of ``"shash"``, bounded smoothly (0 and 1 at a zero output)."""
+        assert self.net is not None
+        raw = self.net(c)[:, 2 * self.x_dim :]
+        skew = SHASH_SKEW_MAX * torch.tanh(raw[:, : self.shaped] / SHASH_SKEW_MAX)
+        tail = torch.exp(math.log(SHASH_TAIL_RANGE) * torch.tanh(raw[:, self.shaped :]))
+        return skew, tail
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Standardized target ``x`` (``n x x_dim``) -> residual ``z``."""
         if self.mode == "none":
             return x
         mean, log_scale = self._mean_and_log_scale(c)
-        return (x - mean) * torch.exp(-log_scale)
+        y = (x - mean) * torch.exp(-log_scale)
+        if self.shaped:
+            z, _ = sinh_arcsinh(y[:, : self.shaped], *self._shape(c))
+            y = torch.cat([z, y[:, self.shaped :]], dim=1)
+        return y
 
     def inverse(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Residual ``z`` -> standardized target, differentiable in ``z`` and ``c``."""
         if self.mode == "none":
             return z
         mean, log_scale = self._mean_and_log_scale(c)
+        if self.shaped:
+            skew, tail = self._shape(c)
+            y = torch.sinh((torch.asinh(z[:, : self.shaped]) + skew) / tail)
+            z = torch.cat([y, z[:, self.shaped :]], dim=1)
         return mean + z * torch.exp(log_scale)
+
+
+def sinh_arcsinh(y: torch.Tensor, skew: torch.Tensor, tail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sinh-arcsinh transformation (Jones & Pewsey 2009): z = sinh(delta asinh(y) - epsilon), and log |dz/dy|."""
+    inner = tail * torch.asinh(y) - skew
+    z = torch.sinh(inner)
+    log_cosh = inner.abs() + torch.log1p(torch.exp(-2.0 * inner.abs())) - math.log(2.0)
+    log_jacobian = torch.log(tail) + log_cosh - 0.5 * torch.log1p(y * y)
+    return z, log_jacobian

@@ -193,7 +193,8 @@ class ShowerDiffusion(nn.Module):
         code_dim = self.representation.code_dim
         self.cond_standardizer = Standardizer(len(names))
         self.x_standardizer = Standardizer(code_dim)
-        self.residual = ConditionalAffine(len(names), code_dim, residual)
+        # "shash": the skewness and tail of the log total energy (leakage), Gaussian voxel fractions
+        self.residual = ConditionalAffine(len(names), code_dim, residual, shaped_features=1)
         self.register_buffer("cond_low", torch.full((len(names),), -math.inf))
         self.register_buffer("cond_high", torch.full((len(names),), math.inf))
         self.register_buffer("code_low", torch.full((code_dim,), -math.inf))
