@@ -5,7 +5,9 @@ draws, for each, the ratio of the generated to the simulated standard deviation 
 condition; prints a Markdown table of the RMS relative width error and the ratio's range.
 
     python docs/scripts/shower_width_per_condition.py \\
-        "linear normalization, DDIM 50=$D/ev_linear_d50.json" "likelihood normalization, DPM 50=$D/ev_mlp_dpm50.json" \\
+        "linear normalization, DDIM 50=docs/data/shower_widths.json:ev_base_d50" \\
+        "likelihood normalization, DDIM 50=docs/data/shower_widths.json:ev_mlpres4k_d50" \\
+        "likelihood, 200 epochs, DPM-Solver++ 50=docs/data/shower_widths.json:ev_mlpres4k_long_dpm50" \\
         --out docs/figures/shower_width_per_condition.png
 """
 
@@ -20,15 +22,21 @@ import numpy as np
 OBSERVABLES = {"total_energy_gev": "total energy", "radius_cm": "radius", "dispersion_cm": "dispersion"}
 
 
-def ratios(path: Path) -> dict[str, np.ndarray]:
-    """Generated / simulated width per condition, per observable, in the order of the file's rows."""
-    rows = json.loads(path.read_text())["per_condition"]
+def ratios(source: str) -> dict[str, np.ndarray]:
+    """Generated / simulated width per condition, per observable, in the order of the file's rows.
+
+    ``source``: an evaluate JSON, or ``FILE:ENTRY`` for one entry of a collected file such as
+    ``docs/data/shower_widths.json``.
+    """
+    path, _, entry = source.partition(":")
+    document = json.loads(Path(path).read_text())
+    rows = (document[entry] if entry else document)["per_condition"]
     return {k: np.array([1.0 + r[f"{k}_rel_width_error"] for r in rows]) for k in OBSERVABLES}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="LABEL=PATH of an evaluate JSON")
+    parser.add_argument("runs", nargs="+", help="LABEL=PATH of an evaluate JSON, or LABEL=FILE:ENTRY")
     parser.add_argument("--out", type=Path, required=True, help="figure (PNG)")
     args = parser.parse_args()
     import matplotlib
@@ -38,7 +46,7 @@ def main() -> None:
     import mplhep
 
     plt.style.use(mplhep.style.ROOT)
-    runs = [(label, ratios(Path(path))) for label, path in (r.split("=", 1) for r in args.runs)]
+    runs = [(label, ratios(source)) for label, source in (r.split("=", 1) for r in args.runs)]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.5), sharey=True)
     print("| run | " + " | ".join(f"{v}: RMS width error [min, max ratio]" for v in OBSERVABLES.values()) + " |")
     print("|---|" + "---|" * len(OBSERVABLES))
