@@ -80,7 +80,7 @@ def test_held_out_energies_outside_the_training_range_are_recorded(work: Path) -
         (["dataset", "{w}", "--name", "x", "--geometry", "C"], "--geometry", "allowed: A, B"),
         (["dataset", "{w}", "--name", "../x"], "--name", "plain name"),
         (["train", "{w}", "--data", "missing"], "--data", "no data set 'missing'"),
-        (["train", "{w}", "--data", "A", "--denoiser", "transformer"], "--denoiser", "mlp or conv"),
+        (["train", "{w}", "--data", "A", "--denoiser", "transformer"], "--denoiser", "mlp, conv or unet"),
         (["train", "{w}", "--data", "A", "--lr", "-1"], "--lr", "> 0"),
         (["evaluate", "{w}", "--model", "tiny", "--data", "A_test", "--steps", "0"], "--steps", "[1, 1000]"),
         (["evaluate", "{w}", "--model", "nope", "--data", "A_test"], "--model", "no model 'nope'"),

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from detopt.errors import ConfigError, DataError
-from detopt.surrogate.shower import ShowerConvNet, ShowerMLP, build_denoiser
+from detopt.surrogate.shower import ShowerConvNet, ShowerMLP, ShowerUNet, build_denoiser
 
 
-@pytest.mark.parametrize("kind", ["mlp", "conv"])
+@pytest.mark.parametrize("kind", ["mlp", "conv", "unet"])
 def test_output_has_the_code_shape_and_starts_at_zero(kind: str) -> None:
     net = build_denoiser(kind, {"n_depth": 5, "n_radial": 3, "cond_dim": 4, "n_train_steps": 20})
     x = torch.randn(7, 16, generator=torch.Generator().manual_seed(0))
@@ -21,7 +21,7 @@ def test_output_has_the_code_shape_and_starts_at_zero(kind: str) -> None:
     assert float(out.abs().max()) == 0.0
 
 
-@pytest.mark.parametrize("cls", [ShowerMLP, ShowerConvNet])
+@pytest.mark.parametrize("cls", [ShowerMLP, ShowerConvNet, ShowerUNet])
 def test_config_round_trip_rebuilds_the_same_architecture(cls: type[nn.Module]) -> None:
     net = cls(6, 4, 12, n_train_steps=50)
     twin = build_denoiser(net.config_name, net.to_config())
@@ -39,4 +39,4 @@ def test_bad_shapes_and_settings_are_named() -> None:
     with pytest.raises(ConfigError, match="denoiser.channels"):
         ShowerConvNet(4, 3, 2, channels=12)
     with pytest.raises(ConfigError, match="denoiser"):
-        build_denoiser("unet", {})
+        build_denoiser("transformer", {})

@@ -209,9 +209,10 @@ def train(
     folder: DirArg,
     data: Annotated[str, typer.Option("--data", "-d", help="Training data set name (DIR/data/NAME.parquet).")],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name (DIR/models/NAME/).")] = "base",
-    denoiser: Annotated[str, typer.Option("--denoiser", help="Network: mlp (residual MLP) or conv (CNN over depth x radius).")] = "mlp",
-    width: Annotated[int, typer.Option("--width", help="mlp: hidden width; conv: channels (multiple of 8).")] = 128,
-    blocks: Annotated[int, typer.Option("--blocks", help="Residual blocks.")] = 3,
+    denoiser: Annotated[str, typer.Option("--denoiser", help="Network: mlp (residual MLP), conv (CNN over depth x radius) or unet (U-Net over depth x radius, for 32x32 maps).")] = "mlp",
+    width: Annotated[int, typer.Option("--width", help="mlp: hidden width; conv: channels; unet: channels at full resolution, twice that below (conv, unet: multiple of 8).")] = 128,
+    blocks: Annotated[int, typer.Option("--blocks", help="Residual blocks (unet: per resolution level, down and up).")] = 3,
+    levels: Annotated[int, typer.Option("--levels", help="unet: resolution levels, 2-4 (each halves depth and radius).")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Showers per Adam step.")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay).")] = 2e-3,
@@ -225,8 +226,8 @@ def train(
     """Train a ShowerDiffusion model on a data set (early stopping, EMA)."""
     _whole(width, "--width", 8, 8192)
     _whole(blocks, "--blocks", 1, 64)
-    if denoiser not in ("mlp", "conv"):
-        raise ConfigError("--denoiser", f"must be mlp or conv, got {denoiser!r}")
+    if denoiser not in ("mlp", "conv", "unet"):
+        raise ConfigError("--denoiser", f"must be mlp, conv or unet, got {denoiser!r}")
     _number(guidance_dropout, "--guidance-dropout", 0.0, 0.9)
     config = _train_config(epochs, batch_size, lr, patience, ema, seed, device)
     data_path = _data_path(folder, data)
@@ -236,11 +237,13 @@ def train(
     from detopt.surrogate.shower import ShowerDiffusion
 
     ds = ShowerDataset.from_parquet(data_path)
-    options = {"width": width, "n_blocks": blocks} if denoiser == "mlp" else {"channels": width, "n_blocks": blocks}
+    options: dict[str, Any] = {"width": width, "n_blocks": blocks} if denoiser == "mlp" else {"channels": width, "n_blocks": blocks}
+    if denoiser == "unet":
+        options["levels"] = levels
     try:
         model = ShowerDiffusion.build(
             denoiser, ds.n_depth, ds.n_radial, ds.condition_names, options,
-            residual=residual, guidance_dropout=guidance_dropout,
+            residual=residual, guidance_dropout=guidance_dropout,  # type: ignore[arg-type]
         )
     except ConfigError as exc:
         raise ConfigError(f"--{exc.field.removeprefix('denoiser.')}", exc.message) from None

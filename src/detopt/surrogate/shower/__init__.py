@@ -6,7 +6,7 @@ extrapolation warnings) and adaptation to a new geometry (LoRA via peft, BitFit,
 fine-tuning, training from scratch). Built on the surrogate core (``detopt.surrogate``).
 """
 
-from detopt.surrogate.shower.denoiser import ShowerConvNet, ShowerMLP, build_denoiser
+from detopt.surrogate.shower.denoiser import ShowerConvNet, ShowerMLP, ShowerUNet, build_denoiser
 from detopt.surrogate.shower.model import ExtrapolationWarning, ShowerDiffusion, state_checksum
 from detopt.surrogate.shower.representation import ShowerRepresentation
 
@@ -16,6 +16,7 @@ __all__ = [
     "ShowerDiffusion",
     "ShowerMLP",
     "ShowerRepresentation",
+    "ShowerUNet",
     "build_denoiser",
     "state_checksum",
 ]

@@ -3,7 +3,7 @@
 ``x_t`` is a noisy shower code (``n x (1 + n_depth * n_radial)``: the log total energy and the
 log voxel fractions, see ``representation.py``, standardized), ``t`` the training step,
 ``cond`` the standardized conditioning (plus the classifier-free-guidance flag column, see
-``model.py``). Two architectures, compared by measurement in ``docs/shower.md``:
+``model.py``). Three architectures, compared by measurement in ``docs/shower.md``:
 
 - ``ShowerMLP``: the flattened code through pre-norm residual MLP blocks, the embedding of
   ``(cond, t)`` added in every block;
@@ -11,9 +11,14 @@ log voxel fractions, see ``representation.py``, standardized), ``t`` the trainin
   channels (a shower is not translation invariant: it starts at the front face and on the axis)
   and the total-energy entry broadcast as a channel; residual 3x3 convolution blocks with
   FiLM conditioning (Perez et al. 2018) on the embedding, a 3x3 convolution for the map and a
-  pooled linear head for the total energy.
+  pooled linear head for the total energy;
+- ``ShowerUNet``: the same image input, through a U-Net (Ronneberger et al. 2015; the
+  diffusion variant of Ho et al. 2020): residual FiLM blocks at 2-4 resolutions, strided
+  convolutions down, nearest-neighbour upsampling and convolutions up, skip connections
+  between levels of equal resolution. The coarse levels see the whole shower at little cost,
+  which the single-resolution CNN cannot do on 32 x 32 maps.
 
-Both are built only from ``nn.Linear``, ``nn.Conv2d`` and normalization layers, so that
+All are built only from ``nn.Linear``, ``nn.Conv2d`` and normalization layers, so that
 ``peft`` can put LoRA on the first two and ``modules_to_save`` takes the last (``adaptation.py``).
 """
 
@@ -247,8 +252,157 @@ class ShowerConvNet(_Checks, nn.Module):
         return torch.cat([out_total, out_map], dim=1)
 
 
+#: Resolution levels a ``ShowerUNet`` may have: one is a plain CNN, beyond four the coarsest
+#: level of a 32 x 32 map would be 2 x 2.
+UNET_LEVELS: tuple[int, ...] = (2, 3, 4)
+
+#: Normalization groups of every GroupNorm in the convolutional denoisers (channels must divide).
+NORM_GROUPS: int = 8
+
+
+class _FiLMBlock(nn.Module):
+    """GroupNorm-SiLU-conv, FiLM (scale, shift) from the embedding, GroupNorm-SiLU-conv, plus a skip.
+
+    The skip is the identity when the channel count is kept, a 1x1 convolution otherwise.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, embedding_width: int) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.norm1 = nn.GroupNorm(NORM_GROUPS, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.film = nn.Linear(embedding_width, 2 * out_channels)
+        self.norm2 = nn.GroupNorm(NORM_GROUPS, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(emb).reshape(h.shape[0], 2, self.out_channels, 1, 1).unbind(dim=1)
+        r = self.conv1(F.silu(self.norm1(h)))
+        r = self.norm2(r) * (1.0 + scale) + shift
+        r = self.conv2(F.silu(r))
+        return (h if self.skip is None else self.skip(h)) + r
+
+
+class ShowerUNet(_Checks, nn.Module):
+    """U-Net over depth x radius with FiLM conditioning (see the module docstring).
+
+    ``channels`` at the finest level, twice that at every coarser one; ``n_blocks`` residual
+    blocks per level on the way down and on the way up; ``levels`` resolutions (each halves
+    both axes). Maps whose sides are not multiples of 2^(levels - 1) are padded with zeros
+    at the back and outer edge and cropped again; the coordinate channels continue linearly
+    into the padding, so the network knows where the real map ends.
+    """
+
+    config_name = "unet"
+
+    def __init__(
+        self,
+        n_depth: int,
+        n_radial: int,
+        cond_dim: int,
+        channels: int = 16,
+        n_blocks: int = 1,
+        levels: int = 3,
+        n_train_steps: int = 100,
+        embedding_width: int = 128,
+    ) -> None:
+        super().__init__()
+        self.n_depth = _positive_int(n_depth, "n_depth", high=1000)
+        self.n_radial = _positive_int(n_radial, "n_radial", high=1000)
+        self.cond_dim = _positive_int(cond_dim, "cond_dim", low=0)
+        self.channels = _positive_int(channels, "denoiser.channels", high=1024)
+        if channels % NORM_GROUPS:
+            raise ConfigError(
+                "denoiser.channels", f"must be a multiple of {NORM_GROUPS} ({NORM_GROUPS} normalization groups), got {channels}"
+            )
+        self.n_blocks = _positive_int(n_blocks, "denoiser.n_blocks", high=16)
+        if isinstance(levels, bool) or levels not in UNET_LEVELS:
+            raise ConfigError("denoiser.levels", f"must be one of {list(UNET_LEVELS)}, got {levels!r}")
+        self.levels = levels
+        self.n_train_steps = _positive_int(n_train_steps, "n_train_steps", low=2)
+        self.embedding_width = _positive_int(embedding_width, "denoiser.embedding_width", high=8192)
+        self.event_shape: tuple[int, ...] = (1 + n_depth * n_radial,)
+        stride = 2 ** (levels - 1)
+        self.padded_shape = (-(-n_depth // stride) * stride, -(-n_radial // stride) * stride)
+        widths = [channels * (1 if k == 0 else 2) for k in range(levels)]
+        w = embedding_width
+        self.embedding = _Embedding(cond_dim, w, n_train_steps)
+        self.in_conv = nn.Conv2d(4, channels, 3, padding=1)
+        self.down_blocks = nn.ModuleList(
+            nn.ModuleList(_FiLMBlock(widths[k - 1] if k and b == 0 else widths[k], widths[k], w) for b in range(n_blocks))
+            for k in range(levels)
+        )
+        self.downsample = nn.ModuleList(nn.Conv2d(widths[k], widths[k], 3, stride=2, padding=1) for k in range(levels - 1))
+        self.mid_block = _FiLMBlock(widths[-1], widths[-1], w)
+        self.upsample = nn.ModuleList(nn.Conv2d(widths[k + 1], widths[k], 3, padding=1) for k in range(levels - 1))
+        self.up_blocks = nn.ModuleList(
+            nn.ModuleList(_FiLMBlock(2 * widths[k] if b == 0 else widths[k], widths[k], w) for b in range(n_blocks))
+            for k in range(levels - 1)
+        )
+        self.out_norm = nn.GroupNorm(NORM_GROUPS, channels)
+        self.out_conv = nn.Conv2d(channels, 1, 3, padding=1)
+        self.total_hidden = nn.Linear(channels + widths[-1] + w + 1, w)
+        self.out_total = nn.Linear(w, 1)
+        padded_depth, padded_radial = self.padded_shape
+        # Grid positions scaled so that the real map spans [-1, 1]; the padding continues beyond 1.
+        depth = torch.arange(padded_depth, dtype=torch.float32) * (2.0 / max(n_depth - 1, 1)) - 1.0
+        radius = torch.arange(padded_radial, dtype=torch.float32) * (2.0 / max(n_radial - 1, 1)) - 1.0
+        grid = torch.stack([
+            depth.reshape(-1, 1).expand(padded_depth, padded_radial),
+            radius.reshape(1, -1).expand(padded_depth, padded_radial),
+        ])
+        self.register_buffer("coordinates", grid.unsqueeze(0).contiguous(), persistent=False)
+        self.reset_parameters()
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "n_depth": self.n_depth, "n_radial": self.n_radial, "cond_dim": self.cond_dim, "channels": self.channels,
+            "n_blocks": self.n_blocks, "levels": self.levels, "n_train_steps": self.n_train_steps,
+            "embedding_width": self.embedding_width,
+        }
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        reset_module_parameters(self, generator)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        t = self._check(x_t, t, cond)
+        n = x_t.shape[0]
+        padded_depth, padded_radial = self.padded_shape
+        emb = F.silu(self.embedding(t, cond))
+        total = x_t[:, :1]
+        image = x_t[:, 1:].reshape(n, 1, self.n_depth, self.n_radial)
+        image = F.pad(image, (0, padded_radial - self.n_radial, 0, padded_depth - self.n_depth))
+        planes = [
+            image,
+            total.reshape(n, 1, 1, 1).expand(n, 1, padded_depth, padded_radial),
+            self.coordinates.to(x_t.dtype).expand(n, 2, padded_depth, padded_radial),
+        ]
+        h = self.in_conv(torch.cat(planes, dim=1))
+        skips = []
+        for k, blocks in enumerate(self.down_blocks):
+            for block in blocks:
+                h = block(h, emb)
+            if k < self.levels - 1:
+                skips.append(h)
+                h = self.downsample[k](h)
+        h = self.mid_block(h, emb)
+        coarse = h.mean(dim=(2, 3))
+        for k in reversed(range(self.levels - 1)):
+            skip = skips[k]
+            h = self.upsample[k](F.interpolate(h, size=skip.shape[2:], mode="nearest"))
+            h = torch.cat([h, skip], dim=1)
+            for block in self.up_blocks[k]:
+                h = block(h, emb)
+        h = F.silu(self.out_norm(h))
+        out_map = self.out_conv(h)[:, :, : self.n_depth, : self.n_radial].reshape(n, self.n_depth * self.n_radial)
+        fine = h[:, :, : self.n_depth, : self.n_radial].mean(dim=(2, 3))
+        out_total = self.out_total(F.silu(self.total_hidden(torch.cat([fine, coarse, emb, total], dim=1))))
+        return torch.cat([out_total, out_map], dim=1)
+
+
 #: Denoiser classes ``ShowerDiffusion.load`` can rebuild, by ``config_name``.
-SHOWER_DENOISERS: Mapping[str, type[nn.Module]] = {"mlp": ShowerMLP, "conv": ShowerConvNet}
+SHOWER_DENOISERS: Mapping[str, type[nn.Module]] = {"mlp": ShowerMLP, "conv": ShowerConvNet, "unet": ShowerUNet}
 
 
 def build_denoiser(kind: str, config: Mapping[str, Any]) -> nn.Module:

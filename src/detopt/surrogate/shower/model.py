@@ -212,7 +212,7 @@ class ShowerDiffusion(nn.Module):
         n_train_steps: int = 100,
         **options: Any,
     ) -> "ShowerDiffusion":
-        """A model with a fresh ``kind`` (``"mlp"`` or ``"conv"``) denoiser; ``options`` go to ``__init__``."""
+        """A model with a fresh ``kind`` (``"mlp"``, ``"conv"`` or ``"unet"``) denoiser; ``options`` go to ``__init__``."""
         config = {
             "n_depth": n_depth, "n_radial": n_radial, "cond_dim": len(tuple(condition_names)) + 1,
             "n_train_steps": n_train_steps, **(denoiser_options or {}),
