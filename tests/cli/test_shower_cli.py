@@ -82,6 +82,8 @@ def test_held_out_energies_outside_the_training_range_are_recorded(work: Path) -
         (["train", "{w}", "--data", "missing"], "--data", "no data set 'missing'"),
         (["train", "{w}", "--data", "A", "--denoiser", "transformer"], "--denoiser", "mlp, conv or unet"),
         (["train", "{w}", "--data", "A", "--lr", "-1"], "--lr", "> 0"),
+        (["train", "{w}", "--data", "A", "--denoiser", "unet", "--levels", "5"], "--levels", "[2, 3, 4]"),
+        (["train", "{w}", "--data", "A", "--fraction-floor", "2"], "--fraction-floor", "(0, 1)"),
         (["evaluate", "{w}", "--model", "tiny", "--data", "A_test", "--steps", "0"], "--steps", "[1, 1000]"),
         (["evaluate", "{w}", "--model", "nope", "--data", "A_test"], "--model", "no model 'nope'"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--methods", "prefix"], "--methods",

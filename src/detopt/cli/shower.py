@@ -204,6 +204,10 @@ def dataset(
     typer.echo(f"wrote {path}: {len(data):,} showers, {conditions} conditions of geometry {geo.name}, grid {voxels}")
 
 
+#: The ``train`` option that sets each model field, for error messages.
+TRAIN_OPTION_OF_FIELD: dict[str, str] = {"width": "--width", "channels": "--width", "n_blocks": "--blocks"}
+
+
 @shower_app.command()
 def train(
     folder: DirArg,
@@ -220,6 +224,7 @@ def train(
     ema: Annotated[float, typer.Option("--ema", help="EMA decay of the weights (0: off).")] = 0.995,
     guidance_dropout: Annotated[float, typer.Option("--guidance-dropout", help="Conditioning dropout for classifier-free guidance (0: off).")] = 0.0,
     residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: mlp (mean and width of every code entry as a network of the conditions, fitted by likelihood), shash (mlp plus the skewness and tail of the total energy), mean_scale (linear), mean, none.")] = "mlp",
+    fraction_floor: Annotated[float, typer.Option("--fraction-floor", help="Floor added to the voxel fractions before their log (saved with the model).")] = 1e-2,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     seed: SeedOpt = 0,
 ) -> None:
@@ -243,10 +248,11 @@ def train(
     try:
         model = ShowerDiffusion.build(
             denoiser, ds.n_depth, ds.n_radial, ds.condition_names, options,
-            residual=residual, guidance_dropout=guidance_dropout,  # type: ignore[arg-type]
+            residual=residual, guidance_dropout=guidance_dropout, fraction_floor=fraction_floor,  # type: ignore[arg-type]
         )
     except ConfigError as exc:
-        raise ConfigError(f"--{exc.field.removeprefix('denoiser.')}", exc.message) from None
+        field = exc.field.removeprefix("denoiser.")
+        raise ConfigError(TRAIN_OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-")), exc.message) from None
     from detopt.cli.progress import StageProgress
 
     with StageProgress("epoch", f"training {name}") as progress:
