@@ -27,8 +27,9 @@ def maps_32() -> ShowerDataset:
 
 
 def _tiny_model(data: ShowerDataset) -> ShowerDiffusion:
+    # The linear normalization: the network's likelihood fit of "mlp" costs seconds that test nothing here.
     return ShowerDiffusion.build("unet", data.n_depth, data.n_radial, data.condition_names, TINY_UNET,
-                                 n_train_steps=50, residual="mlp")
+                                 n_train_steps=50, residual="mean_scale")
 
 
 @pytest.mark.parametrize(("n_depth", "n_radial", "levels"), [(32, 32, 3), (30, 20, 3), (12, 8, 3), (5, 3, 4)])
@@ -91,7 +92,7 @@ def test_a_short_training_on_32x32_maps_lowers_the_loss(maps_32: ShowerDataset) 
     result = model.fit(maps_32.conditions, maps_32.maps,
                        TrainConfig(epochs=15, batch_size=32, lr=3e-3, patience=None, device="cpu", seed=1))
     # An untrained denoiser predicts v = 0, a validation loss of ~1 (unit-variance targets); measured
-    # 0.965 after the first epoch and 0.847 after the 15th (144 training showers, one thread).
+    # 0.911 after the first epoch and 0.806 after the 15th (144 training showers, one thread).
     assert result.val_loss[0] < 1.0
     assert result.best_loss < 0.9 * result.val_loss[0], result.val_loss
     assert result.best_loss < 0.88, result.val_loss
