@@ -52,7 +52,7 @@ def test_scale_is_clamped_outside_the_training_range() -> None:
     c, x, _ = _data()
     norm = ConditionalAffine(2, 1, "mean_scale").fit(c, x)
     far = torch.tensor([[50.0, 0.0]])
-    _, log_scale = norm._mean_and_log_scale(far)
+    _, log_scale, _ = norm._maps(far)
     assert float(log_scale) <= float(norm.log_scale_high) + 1e-6
 
 

@@ -196,14 +196,11 @@ class ConditionalAffine(nn.Module):
                 order = torch.randperm(n, generator=generator).to(c.device)
                 for start in range(0, n, BASELINE_BATCH):
                     idx = order[start : start + BASELINE_BATCH]
-                    mean, log_scale = self._mean_and_log_scale(c[idx], clamp=False)
-                    y = (x[idx] - mean) * torch.exp(-log_scale)
-                    if self.shaped:
-                        k = self.shaped
-                        z, log_jacobian = sinh_arcsinh(y[:, :k], *self._shape(c[idx]))
-                        y = torch.cat([z, y[:, k:]], dim=1)
-                        log_scale = torch.cat([log_scale[:, :k] - log_jacobian, log_scale[:, k:]], dim=1)
-                    nll = (log_scale + 0.5 * y**2).mean()
+                    mean, log_scale, shape = self._maps(c[idx], clamp=False)
+                    z, log_jacobian = self._shaped((x[idx] - mean) * torch.exp(-log_scale), shape)
+                    nll = (log_scale + 0.5 * z**2).mean()
+                    if log_jacobian is not None:
+                        nll = nll - log_jacobian.mean() / self.x_dim
                     optimizer.zero_grad(set_to_none=True)
                     nll.backward()
                     optimizer.step()
@@ -212,51 +209,60 @@ class ConditionalAffine(nn.Module):
         for p in params:
             p.requires_grad_(False)
         with torch.no_grad():
-            _, log_scale = self._mean_and_log_scale(c, clamp=False)
+            _, log_scale, _ = self._maps(c, clamp=False)
             self.log_scale_low.copy_(log_scale.min(dim=0).values - LOG_SCALE_MARGIN)
             self.log_scale_high.copy_(log_scale.max(dim=0).values + LOG_SCALE_MARGIN)
 
-    def _mean_and_log_scale(self, c: torch.Tensor, clamp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def _maps(
+        self, c: torch.Tensor, clamp: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Mean, log-scale and (``"shash"``) the skewness epsilon and tail weight delta, from one network call.
+
+        The shape is bounded smoothly: |epsilon| <= ``SHASH_SKEW_MAX``, delta within a factor
+        ``SHASH_TAIL_RANGE`` of 1 (0 and 1 at a zero network output).
+        """
         dtype = c.dtype
         mean = c @ self.mean_weight.to(dtype) + self.mean_bias.to(dtype)
         if self.mode == "mean" or self.mode == "none":
-            return mean, torch.zeros_like(mean)
+            return mean, torch.zeros_like(mean), None
         log_scale = c @ self.scale_weight.to(dtype) + self.scale_bias.to(dtype)
+        shape = None
         if self.net is not None:
-            correction = self.net(c)
-            mean = mean + correction[:, : self.x_dim]
-            log_scale = log_scale + correction[:, self.x_dim : 2 * self.x_dim]
-        if not clamp:
-            return mean, log_scale
-        log_scale = torch.minimum(torch.maximum(log_scale, self.log_scale_low.to(dtype)), self.log_scale_high.to(dtype))
-        return mean, log_scale
+            out = self.net(c)
+            mean = mean + out[:, : self.x_dim]
+            log_scale = log_scale + out[:, self.x_dim : 2 * self.x_dim]
+            if self.shaped:
+                raw = out[:, 2 * self.x_dim :]
+                skew = SHASH_SKEW_MAX * torch.tanh(raw[:, : self.shaped] / SHASH_SKEW_MAX)
+                tail = torch.exp(math.log(SHASH_TAIL_RANGE) * torch.tanh(raw[:, self.shaped :]))
+                shape = (skew, tail)
+        if clamp:
+            log_scale = torch.minimum(torch.maximum(log_scale, self.log_scale_low.to(dtype)), self.log_scale_high.to(dtype))
+        return mean, log_scale, shape
 
-    def _shape(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Skewness epsilon and tail weight delta of ``"shash"``, bounded smoothly (0 and 1 at a zero output)."""
-        assert self.net is not None
-        raw = self.net(c)[:, 2 * self.x_dim :]
-        skew = SHASH_SKEW_MAX * torch.tanh(raw[:, : self.shaped] / SHASH_SKEW_MAX)
-        tail = torch.exp(math.log(SHASH_TAIL_RANGE) * torch.tanh(raw[:, self.shaped :]))
-        return skew, tail
+    def _shaped(
+        self, y: torch.Tensor, shape: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The sinh-arcsinh transform of the leading ``shaped`` entries of ``y`` and its log-Jacobian per row."""
+        if shape is None:
+            return y, None
+        z, log_jacobian = sinh_arcsinh(y[:, : self.shaped], *shape)
+        return torch.cat([z, y[:, self.shaped :]], dim=1), log_jacobian.sum(dim=1)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Standardized target ``x`` (``n x x_dim``) -> residual ``z``."""
         if self.mode == "none":
             return x
-        mean, log_scale = self._mean_and_log_scale(c)
-        y = (x - mean) * torch.exp(-log_scale)
-        if self.shaped:
-            z, _ = sinh_arcsinh(y[:, : self.shaped], *self._shape(c))
-            y = torch.cat([z, y[:, self.shaped :]], dim=1)
-        return y
+        mean, log_scale, shape = self._maps(c)
+        return self._shaped((x - mean) * torch.exp(-log_scale), shape)[0]
 
     def inverse(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Residual ``z`` -> standardized target, differentiable in ``z`` and ``c``."""
         if self.mode == "none":
             return z
-        mean, log_scale = self._mean_and_log_scale(c)
-        if self.shaped:
-            skew, tail = self._shape(c)
+        mean, log_scale, shape = self._maps(c)
+        if shape is not None:
+            skew, tail = shape
             y = torch.sinh((torch.asinh(z[:, : self.shaped]) + skew) / tail)
             z = torch.cat([y, z[:, self.shaped :]], dim=1)
         return mean + z * torch.exp(log_scale)

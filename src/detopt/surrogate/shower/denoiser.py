@@ -176,7 +176,60 @@ class ShowerMLP(_Checks, nn.Module):
         return self.out_proj(self.out_norm(h))
 
 
-class ShowerConvNet(_Checks, nn.Module):
+#: Normalization groups of every GroupNorm in the convolutional denoisers (channels must divide).
+NORM_GROUPS: int = 8
+
+
+class _MapInput(_Checks):
+    """Settings and input planes shared by the denoisers that see the code as a depth x radius image."""
+
+    n_depth: int
+    n_radial: int
+    padded_shape: tuple[int, int]
+    coordinates: torch.Tensor
+
+    def _set_map_settings(
+        self, n_depth: int, n_radial: int, cond_dim: int, channels: int, n_train_steps: int, embedding_width: int,
+        stride: int = 1,
+    ) -> None:
+        """Check and store the common settings; sides are padded up to multiples of ``stride``."""
+        self.n_depth = _positive_int(n_depth, "n_depth", high=1000)
+        self.n_radial = _positive_int(n_radial, "n_radial", high=1000)
+        self.cond_dim = _positive_int(cond_dim, "cond_dim", low=0)
+        self.channels = _positive_int(channels, "denoiser.channels", high=1024)
+        if channels % NORM_GROUPS:
+            raise ConfigError(
+                "denoiser.channels", f"must be a multiple of {NORM_GROUPS} ({NORM_GROUPS} normalization groups), got {channels}"
+            )
+        self.n_train_steps = _positive_int(n_train_steps, "n_train_steps", low=2)
+        self.embedding_width = _positive_int(embedding_width, "denoiser.embedding_width", high=8192)
+        self.event_shape = (1 + n_depth * n_radial,)
+        self.padded_shape = (-(-n_depth // stride) * stride, -(-n_radial // stride) * stride)
+        padded_depth, padded_radial = self.padded_shape
+        # Grid positions scaled so that the real map spans [-1, 1]; a padding continues beyond 1.
+        depth = torch.arange(padded_depth, dtype=torch.float32) * (2.0 / max(n_depth - 1, 1)) - 1.0
+        radius = torch.arange(padded_radial, dtype=torch.float32) * (2.0 / max(n_radial - 1, 1)) - 1.0
+        grid = torch.stack([
+            depth.reshape(-1, 1).expand(padded_depth, padded_radial),
+            radius.reshape(1, -1).expand(padded_depth, padded_radial),
+        ])
+        self.register_buffer("coordinates", grid.unsqueeze(0).contiguous(), persistent=False)  # type: ignore[attr-defined]
+
+    def _input_planes(self, x_t: torch.Tensor) -> torch.Tensor:
+        """The map (zero-padded), the total-energy entry broadcast, and the two coordinate channels."""
+        n = x_t.shape[0]
+        padded_depth, padded_radial = self.padded_shape
+        image = x_t[:, 1:].reshape(n, 1, self.n_depth, self.n_radial)
+        image = F.pad(image, (0, padded_radial - self.n_radial, 0, padded_depth - self.n_depth))
+        planes = [
+            image,
+            x_t[:, :1].reshape(n, 1, 1, 1).expand(n, 1, padded_depth, padded_radial),
+            self.coordinates.to(x_t.dtype).expand(n, 2, padded_depth, padded_radial),
+        ]
+        return torch.cat(planes, dim=1)
+
+
+class ShowerConvNet(_MapInput, nn.Module):
     """Residual 3x3 CNN over depth x radius with FiLM conditioning (see the module docstring)."""
 
     config_name = "conv"
@@ -192,31 +245,21 @@ class ShowerConvNet(_Checks, nn.Module):
         embedding_width: int = 128,
     ) -> None:
         super().__init__()
-        self.n_depth = _positive_int(n_depth, "n_depth", high=1000)
-        self.n_radial = _positive_int(n_radial, "n_radial", high=1000)
-        self.cond_dim = _positive_int(cond_dim, "cond_dim", low=0)
-        self.channels = _positive_int(channels, "denoiser.channels", high=1024)
-        if channels % 8:
-            raise ConfigError("denoiser.channels", f"must be a multiple of 8 (8 normalization groups), got {channels}")
+        self._set_map_settings(n_depth, n_radial, cond_dim, channels, n_train_steps, embedding_width)
         self.n_blocks = _positive_int(n_blocks, "denoiser.n_blocks", high=64)
-        self.n_train_steps = _positive_int(n_train_steps, "n_train_steps", low=2)
-        self.embedding_width = _positive_int(embedding_width, "denoiser.embedding_width", high=8192)
-        self.event_shape: tuple[int, ...] = (1 + n_depth * n_radial,)
         c, w = channels, embedding_width
         self.embedding = _Embedding(cond_dim, w, n_train_steps)
         self.in_conv = nn.Conv2d(4, c, 3, padding=1)
-        self.norm1 = nn.ModuleList(nn.GroupNorm(8, c) for _ in range(n_blocks))
+        # the layout of _FiLMBlock, kept as parallel lists so that saved weights keep their names
+        self.norm1 = nn.ModuleList(nn.GroupNorm(NORM_GROUPS, c) for _ in range(n_blocks))
         self.conv1 = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(n_blocks))
         self.film = nn.ModuleList(nn.Linear(w, 2 * c) for _ in range(n_blocks))
-        self.norm2 = nn.ModuleList(nn.GroupNorm(8, c) for _ in range(n_blocks))
+        self.norm2 = nn.ModuleList(nn.GroupNorm(NORM_GROUPS, c) for _ in range(n_blocks))
         self.conv2 = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(n_blocks))
-        self.out_norm = nn.GroupNorm(8, c)
+        self.out_norm = nn.GroupNorm(NORM_GROUPS, c)
         self.out_conv = nn.Conv2d(c, 1, 3, padding=1)
         self.total_hidden = nn.Linear(c + w + 1, w)
         self.out_total = nn.Linear(w, 1)
-        depth = torch.linspace(-1.0, 1.0, n_depth).reshape(n_depth, 1).expand(n_depth, n_radial)
-        radius = torch.linspace(-1.0, 1.0, n_radial).reshape(1, n_radial).expand(n_depth, n_radial)
-        self.register_buffer("coordinates", torch.stack([depth, radius]).unsqueeze(0).contiguous(), persistent=False)
         self.reset_parameters()
 
     def to_config(self) -> dict[str, Any]:
@@ -233,13 +276,7 @@ class ShowerConvNet(_Checks, nn.Module):
         n = x_t.shape[0]
         emb = F.silu(self.embedding(t, cond))
         total = x_t[:, :1]
-        image = x_t[:, 1:].reshape(n, 1, self.n_depth, self.n_radial)
-        planes = [
-            image,
-            total.reshape(n, 1, 1, 1).expand(n, 1, self.n_depth, self.n_radial),
-            self.coordinates.to(x_t.dtype).expand(n, 2, self.n_depth, self.n_radial),
-        ]
-        h = self.in_conv(torch.cat(planes, dim=1))
+        h = self.in_conv(self._input_planes(x_t))
         for norm1, conv1, film, norm2, conv2 in zip(self.norm1, self.conv1, self.film, self.norm2, self.conv2):
             scale, shift = film(emb).reshape(n, 2, self.channels, 1, 1).unbind(dim=1)
             r = conv1(F.silu(norm1(h)))
@@ -255,10 +292,6 @@ class ShowerConvNet(_Checks, nn.Module):
 #: Resolution levels a ``ShowerUNet`` may have: one is a plain CNN, beyond four the coarsest
 #: level of a 32 x 32 map would be 2 x 2.
 UNET_LEVELS: tuple[int, ...] = (2, 3, 4)
-
-#: Normalization groups of every GroupNorm in the convolutional denoisers (channels must divide).
-NORM_GROUPS: int = 8
-
 
 class _FiLMBlock(nn.Module):
     """GroupNorm-SiLU-conv, FiLM (scale, shift) from the embedding, GroupNorm-SiLU-conv, plus a skip.
@@ -284,7 +317,7 @@ class _FiLMBlock(nn.Module):
         return (h if self.skip is None else self.skip(h)) + r
 
 
-class ShowerUNet(_Checks, nn.Module):
+class ShowerUNet(_MapInput, nn.Module):
     """U-Net over depth x radius with FiLM conditioning (see the module docstring).
 
     ``channels`` at the finest level, twice that at every coarser one; ``n_blocks`` residual
@@ -308,23 +341,11 @@ class ShowerUNet(_Checks, nn.Module):
         embedding_width: int = 128,
     ) -> None:
         super().__init__()
-        self.n_depth = _positive_int(n_depth, "n_depth", high=1000)
-        self.n_radial = _positive_int(n_radial, "n_radial", high=1000)
-        self.cond_dim = _positive_int(cond_dim, "cond_dim", low=0)
-        self.channels = _positive_int(channels, "denoiser.channels", high=1024)
-        if channels % NORM_GROUPS:
-            raise ConfigError(
-                "denoiser.channels", f"must be a multiple of {NORM_GROUPS} ({NORM_GROUPS} normalization groups), got {channels}"
-            )
-        self.n_blocks = _positive_int(n_blocks, "denoiser.n_blocks", high=16)
         if isinstance(levels, bool) or levels not in UNET_LEVELS:
             raise ConfigError("denoiser.levels", f"must be one of {list(UNET_LEVELS)}, got {levels!r}")
         self.levels = levels
-        self.n_train_steps = _positive_int(n_train_steps, "n_train_steps", low=2)
-        self.embedding_width = _positive_int(embedding_width, "denoiser.embedding_width", high=8192)
-        self.event_shape: tuple[int, ...] = (1 + n_depth * n_radial,)
-        stride = 2 ** (levels - 1)
-        self.padded_shape = (-(-n_depth // stride) * stride, -(-n_radial // stride) * stride)
+        self._set_map_settings(n_depth, n_radial, cond_dim, channels, n_train_steps, embedding_width, 2 ** (levels - 1))
+        self.n_blocks = _positive_int(n_blocks, "denoiser.n_blocks", high=16)
         widths = [channels * (1 if k == 0 else 2) for k in range(levels)]
         w = embedding_width
         self.embedding = _Embedding(cond_dim, w, n_train_steps)
@@ -344,15 +365,6 @@ class ShowerUNet(_Checks, nn.Module):
         self.out_conv = nn.Conv2d(channels, 1, 3, padding=1)
         self.total_hidden = nn.Linear(channels + widths[-1] + w + 1, w)
         self.out_total = nn.Linear(w, 1)
-        padded_depth, padded_radial = self.padded_shape
-        # Grid positions scaled so that the real map spans [-1, 1]; the padding continues beyond 1.
-        depth = torch.arange(padded_depth, dtype=torch.float32) * (2.0 / max(n_depth - 1, 1)) - 1.0
-        radius = torch.arange(padded_radial, dtype=torch.float32) * (2.0 / max(n_radial - 1, 1)) - 1.0
-        grid = torch.stack([
-            depth.reshape(-1, 1).expand(padded_depth, padded_radial),
-            radius.reshape(1, -1).expand(padded_depth, padded_radial),
-        ])
-        self.register_buffer("coordinates", grid.unsqueeze(0).contiguous(), persistent=False)
         self.reset_parameters()
 
     def to_config(self) -> dict[str, Any]:
@@ -368,17 +380,9 @@ class ShowerUNet(_Checks, nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         t = self._check(x_t, t, cond)
         n = x_t.shape[0]
-        padded_depth, padded_radial = self.padded_shape
         emb = F.silu(self.embedding(t, cond))
         total = x_t[:, :1]
-        image = x_t[:, 1:].reshape(n, 1, self.n_depth, self.n_radial)
-        image = F.pad(image, (0, padded_radial - self.n_radial, 0, padded_depth - self.n_depth))
-        planes = [
-            image,
-            total.reshape(n, 1, 1, 1).expand(n, 1, padded_depth, padded_radial),
-            self.coordinates.to(x_t.dtype).expand(n, 2, padded_depth, padded_radial),
-        ]
-        h = self.in_conv(torch.cat(planes, dim=1))
+        h = self.in_conv(self._input_planes(x_t))
         skips = []
         for k, blocks in enumerate(self.down_blocks):
             for block in blocks:
