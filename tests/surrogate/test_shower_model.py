@@ -118,4 +118,29 @@ def test_the_representation_floor_is_saved_with_the_model(tmp_path: Path) -> Non
     loaded = ShowerDiffusion.load(model.save(tmp_path / "m"))
     assert loaded.representation.fraction_floor == 1e-4
     assert ShowerDiffusion.build("mlp", GRID.n_depth, GRID.n_radial, ("energy_gev",), {"width": 16, "n_blocks": 1}
-                                 ).representation.fraction_floor == 1e-2
+                                 ).representation.fraction_floor == 5e-4
+
+
+def _smooth_conditional(n_conditions: int, per_condition: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Five targets whose mean and log-width are smooth functions of three conditions."""
+    g = torch.Generator().manual_seed(seed)
+    c = (torch.rand(n_conditions, 3, generator=g) * 2 - 1).repeat_interleave(per_condition, 0)
+    mean = torch.stack([torch.sin(2 * c[:, 0] + c[:, 1]), c[:, 2] ** 2, c[:, 0] * c[:, 1], torch.cos(c[:, 2]), c[:, 1]], 1)
+    log_width = torch.stack([0.6 * c[:, 0], 0.4 * c[:, 1] * c[:, 2], 0.5 * torch.sin(3 * c[:, 2]), -0.3 * c[:, 0], 0.2 * c[:, 1]], 1)
+    return c, mean + torch.exp(log_width) * torch.randn(c.shape[0], 5, generator=g)
+
+
+def test_the_normalization_fitted_on_a_small_set_generalizes_to_new_conditions() -> None:
+    """10 showers at each of 40 conditions (an adaptation set): the likelihood fit, run for a number of
+    passes rather than of steps, still gives unit-width residuals on new conditions (a fixed 4,000-step
+    fit learns the showers instead: its residual widths are off by ~70%, rms of the log 0.55)."""
+    from detopt.surrogate.normalization import ConditionalAffine
+    from detopt.surrogate.shower.model import residual_fit_steps
+
+    c, x = _smooth_conditional(40, 10, seed=0)
+    c_new, x_new = _smooth_conditional(30, 300, seed=1)
+    residual = ConditionalAffine(3, 5, "mlp").fit(c, x, seed=0, steps=residual_fit_steps(len(c)))
+    with torch.no_grad():
+        widths = residual(x_new, c_new).reshape(30, 300, 5).std(dim=1)
+    assert float(widths.log().square().mean().sqrt()) < 0.25
+    assert 3_900 <= residual_fit_steps(30_000) <= 4_100  # the measured optimum on 30,000 showers

@@ -224,7 +224,7 @@ def train(
     ema: Annotated[float, typer.Option("--ema", help="EMA decay of the weights (0: off).")] = 0.995,
     guidance_dropout: Annotated[float, typer.Option("--guidance-dropout", help="Conditioning dropout for classifier-free guidance (0: off).")] = 0.0,
     residual: Annotated[str, typer.Option("--residual", help="Conditional normalization: mlp (mean and width of every code entry as a network of the conditions, fitted by likelihood), shash (mlp plus the skewness and tail of the total energy), mean_scale (linear), mean, none.")] = "mlp",
-    fraction_floor: Annotated[float, typer.Option("--fraction-floor", help="Floor added to the voxel fractions before their log (saved with the model).")] = 1e-2,
+    fraction_floor: Annotated[float, typer.Option("--fraction-floor", help="Floor added to the voxel fractions before their log (saved with the model); below it a voxel's code is linear in its fraction.")] = 5e-4,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     seed: SeedOpt = 0,
 ) -> None:

@@ -30,7 +30,7 @@ from torch import nn
 
 from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
-from detopt.surrogate.shower.model import RESIDUAL_FIT_STEPS, ShowerDiffusion
+from detopt.surrogate.shower.model import ShowerDiffusion, residual_fit_steps
 from detopt.surrogate.shower.representation import check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult
 
@@ -327,7 +327,7 @@ def _refit_output_normalization(model: ShowerDiffusion, cond: torch.Tensor, code
     dtype = model.x_standardizer.mean.dtype
     features = model.cond_standardizer(model.condition_features(cond.to(model.device)).to("cpu", dtype))
     model.x_standardizer.fit(codes.to(dtype))
-    model.residual.fit(features, model.x_standardizer(codes.to(dtype)), seed, RESIDUAL_FIT_STEPS)
+    model.residual.fit(features, model.x_standardizer(codes.to(dtype)), seed, residual_fit_steps(codes.shape[0]))
 
 
 def _normalization_state(model: ShowerDiffusion) -> dict[str, torch.Tensor]:

@@ -40,7 +40,7 @@ from torch import nn
 from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.standardize import Standardizer
-from detopt.surrogate.normalization import RESIDUAL_MODES, ConditionalAffine, ResidualMode
+from detopt.surrogate.normalization import BASELINE_BATCH, RESIDUAL_MODES, ConditionalAffine, ResidualMode
 from detopt.surrogate.samplers import ddim_sample, dpm_solver_sample
 from detopt.surrogate.schedule import NoiseSchedule, Prediction, check_prediction
 from detopt.surrogate.shower.denoiser import build_denoiser
@@ -65,11 +65,18 @@ RANGE_TOLERANCE: float = 1e-6
 #: in a nearly empty voxel, where the log code is steep, cannot become a spurious energy deposit.
 CODE_MARGIN: float = 0.1
 
-#: Adam steps of the ``"mlp"`` residual's likelihood fit (the core's 20 epochs are ~600 steps on
-#: 30,000 showers). Measured on held-out conditions of geometry A (docs/shower.md): the per-condition
-#: width of the normalized log total energy scatters by 22% (rms of its log) after 600 steps, 8%
-#: after 3,000 and 7.5% after 9,000; below ~10% the diffusion no longer has to learn narrow widths.
-RESIDUAL_FIT_STEPS: int = 4000
+#: Passes over the data of the ``"mlp"`` residual's likelihood fit (the core's 20 epochs are ~600
+#: Adam steps on 30,000 showers). Measured on held-out conditions (docs/shower.md): on 30,000 showers of
+#: geometry A the per-condition width of the normalized log total energy scatters by 22% (rms of its
+#: log) after 600 steps, 8% after 3,000 and 7.5% after 9,000; on 3,000 showers of geometry B it scatters
+#: by 8% after 150-400 steps but 16% after 4,000 (the network learns the showers, not the conditions).
+#: A fixed number of passes (4,000 steps on 30,000 showers) is near the best at every size.
+RESIDUAL_FIT_EPOCHS: int = 135
+
+
+def residual_fit_steps(n_showers: int) -> int:
+    """Adam steps of the residual's likelihood fit on ``n_showers`` showers: ``RESIDUAL_FIT_EPOCHS`` passes."""
+    return RESIDUAL_FIT_EPOCHS * max(1, math.ceil(n_showers / BASELINE_BATCH))
 
 
 class ExtrapolationWarning(UserWarning):
@@ -394,7 +401,7 @@ class ShowerDiffusion(nn.Module):
         features = self.condition_features(cond.to(self.device)).to("cpu", dtype)
         self.cond_standardizer.fit(features)
         self.x_standardizer.fit(codes.to(dtype))
-        self.residual.fit(self.cond_standardizer(features), self.x_standardizer(codes.to(dtype)), seed, RESIDUAL_FIT_STEPS)
+        self.residual.fit(self.cond_standardizer(features), self.x_standardizer(codes.to(dtype)), seed, residual_fit_steps(codes.shape[0]))
 
     def normalize(self, cond: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical conditions and raw codes -> ``(cond_z, z)`` the denoiser is trained on (model dtype/device)."""

@@ -26,12 +26,15 @@ import torch
 
 from detopt.errors import ConfigError, DataError
 
-#: Floor added to the voxel fractions before the log, dimensionless. Below ~1% of the shower's
-#: energy a voxel's code becomes linear in its fraction instead of logarithmic, so nearly empty
-#: outer rings no longer dominate the code's spread (measured on geometry A, `base` model, DDIM 10:
-#: radius / dispersion mean errors 2.6% / 3.9% with 1e-5, 1.7% / 2.0% with 1e-3, 1.0% / 1.3% with
-#: 1e-2; docs/shower.md). Empty voxels sit at a finite log(1e-2).
-FRACTION_FLOOR: float = 1e-2
+#: Floor added to the voxel fractions before the log, dimensionless. Below the floor a voxel's code
+#: is linear in its fraction, above it logarithmic. Too high a floor keeps the right-skewed,
+#: heavy-tailed fractions of the sparse outer rings (a few particles, ~0.1% of the shower per voxel)
+#: linear, and the diffusion generates their tails too short: outer-ring widths 0.6-0.8x, dispersion
+#: width 14% off with 1e-2 on the Pb/scintillator geometry B. Too low a floor makes nearly empty
+#: voxels steep in the code, and sampler noise there becomes spurious energy: widths 12-15% too
+#: wide with 1e-4. 5e-4 is the measured best on geometries A and B at 12 x 8 voxels (docs/shower.md,
+#: "Widths per condition"); a saved model keeps the floor it was trained with.
+FRACTION_FLOOR: float = 5e-4
 
 #: Floor added to the total deposit before the log, GeV: 1 keV, far below any beam energy the
 #: surrogate is trained on (>= 0.1 GeV), only there so that an empty map has a finite code.
