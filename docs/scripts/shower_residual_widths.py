@@ -2,8 +2,8 @@
 
 On the first conditions of the model's own training set, compares the per-condition width of the
 normalized residual (the space the diffusion works in) of generated and simulated showers: for
-the total-energy entry and, as a median, for the voxels, per sampler. For DPM-Solver++ 50 it also
-splits the voxels' loss between the generated codes and the decoding (which clips the generated
+the total-energy entry and, as a median, for the voxels, per sampler. For DPM-Solver++ (with the
+steps of the first sampler) it also splits the voxels' loss between the generated codes and the decoding (which clips the generated
 fractions and divides them by their sum).
 
     python docs/scripts/shower_residual_widths.py DIR/models/NAME DIR/data/A.parquet --conditions 60
@@ -33,8 +33,11 @@ def main() -> None:
     parser.add_argument("data", help="the model's training set (Parquet)")
     parser.add_argument("--conditions", type=int, default=60, help="how many training conditions")
     parser.add_argument("--repeats", type=int, default=5, help="generated showers per simulated one")
+    parser.add_argument("--samplers", default="dpm:50,dpm:100,ddim:100,ddim:100:1", help="METHOD:STEPS[:ETA], comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    samplers = [(f.split(":")[0], int(f.split(":")[1]), float(f.split(":")[2]) if f.count(":") == 2 else 0.0)
+                for f in args.samplers.split(",")]
     torch.set_num_threads(1)
     model = ShowerDiffusion.load(args.model)
     data = ShowerDataset.from_parquet(args.data)
@@ -55,7 +58,7 @@ def main() -> None:
         print(f"{label:32s} energy {energy:.3f}   voxels {np.median(generated[voxels] / simulated[voxels]):.3f}")
 
     print(f"generated / simulated residual width, median over {int(np.unique(ids_sim).size)} training conditions")
-    for method, steps, eta in (("dpm", 50, 0.0), ("dpm", 100, 0.0), ("ddim", 100, 0.0), ("ddim", 100, 1.0)):
+    for method, steps, eta in samplers:
         maps = model.sample(many, n_steps=steps, method=method, eta=eta, generator=torch.Generator().manual_seed(args.seed))
         _, z = model.normalize(many, model.representation.encode(maps.double()))
         report(f"{method} {steps} steps, eta {eta:g}", z)
@@ -63,10 +66,10 @@ def main() -> None:
         cond_z = model.cond_standardizer(model.condition_features(many))
         flagged = torch.cat([cond_z, torch.ones_like(cond_z[:, :1])], dim=1)
         z_raw = dpm_solver_sample(
-            model.denoiser, model.schedule, flagged, 50, None, torch.Generator().manual_seed(args.seed),
+            model.denoiser, model.schedule, flagged, samplers[0][1], None, torch.Generator().manual_seed(args.seed),
             prediction=model.prediction, event_shape=(model.representation.code_dim,),
         )
-    report("dpm 50, codes before decoding", z_raw)
+    report(f"dpm {samplers[0][1]}, codes before decoding", z_raw)
     codes = model.x_standardizer.inverse(model.residual.inverse(z_raw, cond_z))
     fractions = (torch.exp(codes[:, 1:]) - model.representation.fraction_floor).clamp_min(0.0).sum(dim=1)
     print(f"sum of the generated fractions before decoding: mean {float(fractions.mean()):.4f}, std {float(fractions.std()):.4f}")
