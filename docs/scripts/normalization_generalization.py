@@ -16,9 +16,7 @@ import numpy as np
 import torch
 
 from detopt.simulation.shower_dataset import ShowerDataset
-from detopt.surrogate.normalization import ConditionalAffine
-from detopt.surrogate.shower.model import residual_fit_steps
-from detopt.surrogate.shower.representation import ShowerRepresentation
+from detopt.surrogate.shower.model import ShowerDiffusion, residual_fit_steps
 
 
 def main() -> None:
@@ -30,29 +28,17 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=1.0, help="share of every training condition's showers to fit on")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
     train, test = ShowerDataset.from_parquet(args.train), ShowerDataset.from_parquet(args.test)
     if args.fraction < 1.0:
         train = train.subsample(args.fraction, args.seed)
-    representation = ShowerRepresentation(train.n_depth, train.n_radial, fraction_floor=args.floor)
-    log_column = list(train.condition_names).index("energy_gev")
-
-    def features(conditions: np.ndarray) -> torch.Tensor:
-        c = torch.as_tensor(conditions, dtype=torch.float32).clone()
-        c[:, log_column] = torch.log(c[:, log_column])
-        return c
-
-    c_train, c_test = features(train.conditions), features(test.conditions)
-    c_mean, c_std = c_train.mean(0), c_train.std(0).clamp_min(1e-6)
-    x_train, x_test = representation.encode(train.maps).float(), representation.encode(test.maps).float()
-    x_mean, x_std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+    # the denoiser is never trained here: the smallest one will do
+    model = ShowerDiffusion.build("mlp", train.n_depth, train.n_radial, train.condition_names,
+                                  {"width": 8, "n_blocks": 1}, fraction_floor=args.floor)
     steps = args.steps if args.steps is not None else residual_fit_steps(len(train))
-    residual = ConditionalAffine(c_train.shape[1], x_train.shape[1], "mlp")
-    residual.fit((c_train - c_mean) / c_std, (x_train - x_mean) / x_std, args.seed, steps)
-    with torch.no_grad():
-        z = residual((x_test - x_mean) / x_std, (c_test - c_mean) / c_std).numpy()
+    model.fit_normalization(train.conditions, train.maps, args.seed, steps)
+    _, z = model.normalize(torch.as_tensor(test.conditions), model.representation.encode(test.maps))
     _, ids = test.condition_ids()
-    widths = np.array([z[ids == k].std(0) for k in np.unique(ids)])
+    widths = np.array([z.numpy()[ids == k].std(0) for k in np.unique(ids)])
     energy, voxels = np.log(widths[:, 0]), np.log(widths[:, 1:][widths[:, 1:] > 0])
     print(f"{len(train):,} training showers, {len(np.unique(train.condition_ids()[1]))} conditions, {steps} Adam steps")
     print(f"per-condition width of the normalized residual on {widths.shape[0]} test conditions:")

@@ -2,9 +2,9 @@
 
 On the first conditions of the model's own training set, compares the per-condition width of the
 normalized residual (the space the diffusion works in) of generated and simulated showers: for
-the total-energy entry and, as a median, for the voxels, per sampler. For DPM-Solver++ (with the
-steps of the first sampler) it also splits the voxels' loss between the generated codes and the decoding (which clips the generated
-fractions and divides them by their sum).
+the total-energy entry and, as a median, for the voxels, per sampler. For the first sampler it
+also splits the voxels' loss between the generated codes and the decoding (which clips the
+generated fractions and divides them by their sum).
 
     python docs/scripts/shower_residual_widths.py DIR/models/NAME DIR/data/A.parquet --conditions 60
 """
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from detopt.simulation.shower_dataset import ShowerDataset
-from detopt.surrogate.samplers import dpm_solver_sample
 from detopt.surrogate.shower.model import ShowerDiffusion
 
 
@@ -58,21 +57,14 @@ def main() -> None:
         print(f"{label:32s} energy {energy:.3f}   voxels {np.median(generated[voxels] / simulated[voxels]):.3f}")
 
     print(f"generated / simulated residual width, median over {int(np.unique(ids_sim).size)} training conditions")
-    for method, steps, eta in samplers:
-        maps = model.sample(many, n_steps=steps, method=method, eta=eta, generator=torch.Generator().manual_seed(args.seed))
-        _, z = model.normalize(many, model.representation.encode(maps.double()))
+    for k, (method, steps, eta) in enumerate(samplers):
+        codes = model.sample_codes(many, n_steps=steps, method=method, eta=eta, generator=torch.Generator().manual_seed(args.seed))
+        _, z = model.normalize(many, model.representation.encode(model.representation.decode(codes).double()))
         report(f"{method} {steps} steps, eta {eta:g}", z)
-    with torch.no_grad():
-        cond_z = model.cond_standardizer(model.condition_features(many))
-        flagged = torch.cat([cond_z, torch.ones_like(cond_z[:, :1])], dim=1)
-        z_raw = dpm_solver_sample(
-            model.denoiser, model.schedule, flagged, samplers[0][1], None, torch.Generator().manual_seed(args.seed),
-            prediction=model.prediction, event_shape=(model.representation.code_dim,),
-        )
-    report(f"dpm {samplers[0][1]}, codes before decoding", z_raw)
-    codes = model.x_standardizer.inverse(model.residual.inverse(z_raw, cond_z))
-    fractions = (torch.exp(codes[:, 1:]) - model.representation.fraction_floor).clamp_min(0.0).sum(dim=1)
-    print(f"sum of the generated fractions before decoding: mean {float(fractions.mean()):.4f}, std {float(fractions.std()):.4f}")
+        if k == 0:
+            report(f"{method} {steps}, codes before decoding", model.normalize(many, codes.double())[1])
+            fractions = (torch.exp(codes[:, 1:]) - model.representation.fraction_floor).clamp_min(0.0).sum(dim=1)
+            print(f"{'':32s} sum of its fractions before decoding: mean {float(fractions.mean()):.4f}, std {float(fractions.std()):.4f}")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,25 @@ def test_the_normalization_fitted_on_a_small_set_generalizes_to_new_conditions()
         widths = residual(x_new, c_new).reshape(30, 300, 5).std(dim=1)
     assert float(widths.log().square().mean().sqrt()) < 0.25
     assert 3_900 <= residual_fit_steps(30_000) <= 4_100  # the measured optimum on 30,000 showers
+
+
+def test_the_sampled_codes_decode_to_the_sampled_maps() -> None:
+    """``sample_codes`` is what ``sample`` generates before decoding: same noise, same maps."""
+    model, data = trained_tiny_model("mlp", epochs=1)
+    noise = _noise(model, 4)
+    codes = model.sample_codes(data.conditions[:4], n_steps=3, noise=noise)
+    assert codes.shape == (4, model.representation.code_dim)
+    assert torch.allclose(model.representation.decode(codes), model.sample(data.conditions[:4], n_steps=3, noise=noise))
+
+
+def test_fit_normalization_alone_standardizes_the_training_codes() -> None:
+    """Without training a denoiser, the fitted normalization turns the training codes into residuals of about unit width."""
+    from .shower_fixtures import small_dataset
+
+    data = small_dataset()
+    model = ShowerDiffusion.build("mlp", GRID.n_depth, GRID.n_radial, data.condition_names, {"width": 8, "n_blocks": 1})
+    model.fit_normalization(data.conditions, data.maps, seed=0)
+    _, z = model.normalize(torch.as_tensor(data.conditions), model.representation.encode(data.maps))
+    assert float(z.std(dim=0).median()) == pytest.approx(1.0, abs=0.15)
+    with pytest.raises(DataError, match="maps"):
+        model.fit_normalization(data.conditions[:3], data.maps[:2])

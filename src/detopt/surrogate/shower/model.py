@@ -69,7 +69,7 @@ CODE_MARGIN: float = 0.1
 #: Adam steps on 30,000 showers). Measured on held-out conditions (docs/shower.md): on 30,000 showers of
 #: geometry A the per-condition width of the normalized log total energy scatters by 22% (rms of its
 #: log) after 600 steps, 8% after 3,000 and 7.5% after 9,000; on 3,000 showers of geometry B it scatters
-#: by 8% after 150-400 steps but 16% after 4,000 (the network learns the showers, not the conditions).
+#: by 8% after 150-400 steps but 17% after 4,000 (the network learns the showers, not the conditions).
 #: A fixed number of passes (4,000 steps on 30,000 showers) is near the best at every size.
 RESIDUAL_FIT_EPOCHS: int = 135
 
@@ -347,13 +347,7 @@ class ShowerDiffusion(nn.Module):
         config = config if config is not None else TrainConfig()
         if not isinstance(config, TrainConfig):
             raise ConfigError("config", f"expected a TrainConfig, got {type(config).__name__}")
-        cond = self.check_conditions(conditions).detach().to("cpu", torch.float64)
-        maps_t = check_maps(maps, self.n_depth, self.n_radial)
-        if maps_t.shape[0] != cond.shape[0]:
-            raise DataError(f"maps: {maps_t.shape[0]} showers but {cond.shape[0]} condition rows")
-        if cond.shape[0] < 2:
-            raise DataError(f"need at least 2 training showers, got {cond.shape[0]}")
-        codes = self.representation.encode(maps_t)
+        cond, codes = self._training_codes(conditions, maps)
         device = config.resolve_device()
         if init_from is None:
             self.to("cpu")
@@ -390,8 +384,26 @@ class ShowerDiffusion(nn.Module):
         spread = high - low
         return (low - CODE_MARGIN * spread).to(self.code_low), (high + CODE_MARGIN * spread).to(self.code_high)
 
+    def _training_codes(self, conditions: Any, maps: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked physical conditions (float64, cpu) and the codes of ``maps``, one row per shower."""
+        cond = self.check_conditions(conditions).detach().to("cpu", torch.float64)
+        maps_t = check_maps(maps, self.n_depth, self.n_radial)
+        if maps_t.shape[0] != cond.shape[0]:
+            raise DataError(f"maps: {maps_t.shape[0]} showers but {cond.shape[0]} condition rows")
+        if cond.shape[0] < 2:
+            raise DataError(f"need at least 2 training showers, got {cond.shape[0]}")
+        return cond, self.representation.encode(maps_t)
+
+    def fit_normalization(self, conditions: Any, maps: Any, seed: int = 0, steps: int | None = None) -> None:
+        """Fit only what ``fit`` fits before training: training range, standardizations and the
+        conditional residual (``steps`` Adam steps of its likelihood fit, default
+        ``residual_fit_steps``); for studying the normalization without training a denoiser."""
+        cond, codes = self._training_codes(conditions, maps)
+        self.to("cpu")
+        self._fit_normalization(cond, codes, seed, steps)
+
     @torch.no_grad()
-    def _fit_normalization(self, cond: torch.Tensor, codes: torch.Tensor, seed: int) -> None:
+    def _fit_normalization(self, cond: torch.Tensor, codes: torch.Tensor, seed: int, steps: int | None = None) -> None:
         dtype = self.cond_standardizer.mean.dtype
         self.cond_low.copy_(cond.min(dim=0).values.to(self.cond_low))
         self.cond_high.copy_(cond.max(dim=0).values.to(self.cond_high))
@@ -401,7 +413,10 @@ class ShowerDiffusion(nn.Module):
         features = self.condition_features(cond.to(self.device)).to("cpu", dtype)
         self.cond_standardizer.fit(features)
         self.x_standardizer.fit(codes.to(dtype))
-        self.residual.fit(self.cond_standardizer(features), self.x_standardizer(codes.to(dtype)), seed, residual_fit_steps(codes.shape[0]))
+        self.residual.fit(
+            self.cond_standardizer(features), self.x_standardizer(codes.to(dtype)), seed,
+            steps if steps is not None else residual_fit_steps(codes.shape[0]),
+        )
 
     def normalize(self, cond: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical conditions and raw codes -> ``(cond_z, z)`` the denoiser is trained on (model dtype/device)."""
@@ -437,6 +452,27 @@ class ShowerDiffusion(nn.Module):
         ``code_range`` the (low, high) clipping range of the codes (``CODE_MARGIN``),
         ``condition_range`` the (low, high) training range of the conditions.
         """
+        return self.representation.decode(self.sample_codes(
+            conditions, n_steps, eta, guidance, noise, generator, network, chunk_rows, code_range, condition_range, method,
+        ))
+
+    def sample_codes(
+        self,
+        conditions: Any,
+        n_steps: int = DEFAULT_SAMPLE_STEPS,
+        eta: float = 0.0,
+        guidance: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        network: nn.Module | None = None,
+        chunk_rows: int | None = 4096,
+        code_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+        condition_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+        method: str = "ddim",
+    ) -> torch.Tensor:
+        """The codes of ``sample`` (``n x code_dim``, clipped to the code range) before decoding:
+        what the diffusion generates, to compare with the encoded simulation. Arguments as ``sample``.
+        """
         cond = self.check_conditions(conditions)
         messages = self.extrapolation(cond, condition_range)
         if messages:
@@ -469,8 +505,7 @@ class ShowerDiffusion(nn.Module):
             )
         codes = self.x_standardizer.inverse(self.residual.inverse(z, cond_z))
         low, high = code_range if code_range is not None else (self.code_low, self.code_high)
-        codes = torch.minimum(torch.maximum(codes, low.to(codes)), high.to(codes))
-        return self.representation.decode(codes)
+        return torch.minimum(torch.maximum(codes, low.to(codes)), high.to(codes))
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike[str]) -> Path:
