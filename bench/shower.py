@@ -2,7 +2,8 @@
 
 Model: ``ShowerDiffusion`` with the denoiser of ``docs/shower.md`` (``--denoiser mlp``: residual MLP,
 width 128, 3 blocks; ``conv``: 32-channel CNN, 3 blocks; ``unet``: U-Net, 16 channels, 1 block per
-level, 3 levels, the 32 x 32 model) on a ``--voxels`` grid (default 12x8),
+level, 3 levels; ``--components K``: the MLP generating the total energy and K principal components
+of the voxel residuals, the 32 x 32 model with ``--width 256 --components 64``) on a ``--voxels`` grid (default 12x8),
 the 11 conditions of ``detopt.simulation.shower_dataset``; speed does not depend on the weights,
 so the model is fitted for one epoch on a small simulated set only to set its normalization.
 Sampling runs under ``torch.no_grad()`` on one thread (``torch.set_num_threads(1)``).
@@ -21,7 +22,7 @@ Metrics (best of ``--repeats``; ``--quick``: 1 repeat):
 - ``cuda_`` keys repeat the DDIM numbers on the GPU when ``torch.cuda.is_available()``.
 
 Usage: ``python bench/shower.py [--quick] [--json PATH] [--denoiser mlp|conv|unet] [--voxels 12x8]
-[--batches 1,100,10000]``.
+[--batches 1,100,10000] [--width W] [--components K]``.
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ DENOISER_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 
-def build_model(denoiser: str, grid: VoxelGrid) -> tuple[ShowerDiffusion, np.ndarray]:
+def build_model(denoiser: str, grid: VoxelGrid, options: dict[str, int]) -> tuple[ShowerDiffusion, np.ndarray]:
     data = generate_shower_dataset("A", n_conditions=20, showers_per_condition=20, energy_range=(10.0, 100.0),
                                    grid=grid, seed=0)
     # Guidance dropout only so that guided sampling can be timed; speed does not depend on the weights.
     model = ShowerDiffusion.build(denoiser, grid.n_depth, grid.n_radial, data.condition_names,
-                                  DENOISER_OPTIONS[denoiser], guidance_dropout=0.1)
+                                  options, guidance_dropout=0.1)
     model.fit(data.conditions, data.maps, TrainConfig(epochs=1, device="cpu"))
     return model, data.conditions
 
@@ -112,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated batch sizes, from {BATCHES}")
     parser.add_argument("--voxels", default="12x8", help="DEPTHxRADIAL")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--width", type=int, help="mlp: hidden width; conv, unet: channels (default: as docs/shower.md)")
+    parser.add_argument("--components", type=int, default=0, help="mlp only: principal components of the voxel residuals (0: every voxel)")
     args = parser.parse_args(argv)
+    options = dict(DENOISER_OPTIONS[args.denoiser])
+    if args.width:
+        options["width" if args.denoiser == "mlp" else "channels"] = args.width
+    if args.components:
+        if args.denoiser != "mlp":
+            parser.error("--components: works with --denoiser mlp only")
+        options["components"] = args.components
     torch.set_num_threads(1)
     n_depth, n_radial = (int(v) for v in args.voxels.lower().split("x"))
     grid = VoxelGrid(n_depth=n_depth, n_radial=n_radial)
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batches: choose from {BATCHES}, got {args.batches!r}")
     repeats = 1 if args.quick else max(1, args.repeats)
     warnings.simplefilter("ignore")  # extrapolation warnings are not what is timed here
-    model, conditions = build_model(args.denoiser, grid)
+    model, conditions = build_model(args.denoiser, grid, options)
     metrics: dict[str, float] = {"n_parameters": float(model.n_parameters)}
     metrics.update(sampling_rates(model, conditions, "cpu", repeats, "", batches))
     if torch.cuda.is_available():

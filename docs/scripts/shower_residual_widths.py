@@ -2,7 +2,8 @@
 
 On the first conditions of the model's own training set, compares the per-condition width of the
 normalized residual (the space the diffusion works in) of generated and simulated showers: for
-the total-energy entry and, as a median, for the voxels, per sampler. For the first sampler it
+the total-energy entry and, as a median, for the voxels, per sampler (for a model on principal
+components, also for the components it generates). For the first sampler it
 also splits the voxels' loss between the generated codes and the decoding (which clips the
 generated fractions and divides them by their sum).
 
@@ -45,8 +46,8 @@ def main() -> None:
     cond = torch.as_tensor(data.conditions[keep], dtype=torch.float64)
     many = cond.repeat(args.repeats, 1)
     ids_sim, ids_gen = ids[keep], np.tile(ids[keep], args.repeats)
-    _, z_sim = model.normalize(cond, model.representation.encode(torch.as_tensor(data.maps[keep])))
-    simulated = widths(z_sim, ids_sim)
+    codes_sim = model.representation.encode(torch.as_tensor(data.maps[keep]))
+    simulated = widths(model.residuals(cond, codes_sim)[1], ids_sim)
 
     voxels = simulated > 0  # a voxel empty in every shower of a condition has no width to compare
     voxels[:, 0] = False
@@ -59,10 +60,15 @@ def main() -> None:
     print(f"generated / simulated residual width, median over {int(np.unique(ids_sim).size)} training conditions")
     for k, (method, steps, eta) in enumerate(samplers):
         codes = model.sample_codes(many, n_steps=steps, method=method, eta=eta, generator=torch.Generator().manual_seed(args.seed))
-        _, z = model.normalize(many, model.representation.encode(model.representation.decode(codes).double()))
+        _, z = model.residuals(many, model.representation.encode(model.representation.decode(codes).double()))
         report(f"{method} {steps} steps, eta {eta:g}", z)
         if k == 0:
-            report(f"{method} {steps}, codes before decoding", model.normalize(many, codes.double())[1])
+            report(f"{method} {steps}, codes before decoding", model.residuals(many, codes.double())[1])
+            if model.latent is not None:
+                sim_c = widths(model.normalize(cond, codes_sim)[1], ids_sim)[:, 1:]
+                gen_c = widths(model.normalize(many, codes.double())[1], ids_gen)[:, 1:]
+                ratio = np.median(gen_c / sim_c, axis=0)
+                print(f"{'':32s} components: median width ratio {np.median(ratio):.3f} (first 8: {np.round(ratio[:8], 3).tolist()})")
             fractions = (torch.exp(codes[:, 1:]) - model.representation.fraction_floor).clamp_min(0.0).sum(dim=1)
             print(f"{'':32s} sum of its fractions before decoding: mean {float(fractions.mean()):.4f}, std {float(fractions.std()):.4f}")
 

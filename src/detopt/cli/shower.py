@@ -217,6 +217,7 @@ def train(
     width: Annotated[int, typer.Option("--width", help="mlp: hidden width; conv: channels; unet: channels at full resolution, twice that below (conv, unet: multiple of 8).")] = 128,
     blocks: Annotated[int, typer.Option("--blocks", help="Residual blocks (unet: per resolution level, down and up).")] = 3,
     levels: Annotated[int, typer.Option("--levels", help="unet: resolution levels, 2-4 (each halves depth and radius).")] = 3,
+    components: Annotated[int, typer.Option("--components", help="mlp only: generate the total energy and this many leading principal components of the voxel residuals instead of every voxel (0: every voxel; 64 for 32x32 maps).")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Showers per Adam step.")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay).")] = 2e-3,
@@ -233,6 +234,8 @@ def train(
     _whole(blocks, "--blocks", 1, 64)
     if denoiser not in ("mlp", "conv", "unet"):
         raise ConfigError("--denoiser", f"must be mlp, conv or unet, got {denoiser!r}")
+    if components and denoiser != "mlp":
+        raise ConfigError("--components", f"works with --denoiser mlp only (got --denoiser {denoiser}); leave it at 0")
     _number(guidance_dropout, "--guidance-dropout", 0.0, 0.9)
     config = _train_config(epochs, batch_size, lr, patience, ema, seed, device)
     data_path = _data_path(folder, data)
@@ -245,6 +248,8 @@ def train(
     options: dict[str, Any] = {"width": width, "n_blocks": blocks} if denoiser == "mlp" else {"channels": width, "n_blocks": blocks}
     if denoiser == "unet":
         options["levels"] = levels
+    if components:
+        options["components"] = components
     try:
         model = ShowerDiffusion.build(
             denoiser, ds.n_depth, ds.n_radial, ds.condition_names, options,
@@ -259,6 +264,7 @@ def train(
         result = model.fit(ds.conditions, ds.maps, config, on_epoch=lambda done, total: progress("epoch", done, total))
     model.to("cpu").save(out)
     numbers = {
+        **({"explained_variance": model.latent.explained_variance} if model.latent is not None else {}),
         "n_parameters": model.n_parameters, "n_showers": len(ds), "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch, "best_val_loss": result.best_loss, "train_seconds": result.seconds,
         "stopped_early": int(result.stopped_early), "seed": seed,

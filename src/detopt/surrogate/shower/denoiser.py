@@ -132,12 +132,18 @@ class _Checks:
 
 
 class ShowerMLP(_Checks, nn.Module):
-    """Residual MLP over the flattened code; ``width`` features, ``n_blocks`` pre-norm blocks."""
+    """Residual MLP over the flattened code; ``width`` features, ``n_blocks`` pre-norm blocks.
+
+    ``components`` > 0: the model works on the energy entry and that many principal components of
+    the voxel residuals (``latent.py``) instead of every voxel, and the MLP's input and output have
+    ``1 + components`` entries.
+    """
 
     config_name = "mlp"
 
     def __init__(
-        self, n_depth: int, n_radial: int, cond_dim: int, width: int = 256, n_blocks: int = 3, n_train_steps: int = 100
+        self, n_depth: int, n_radial: int, cond_dim: int, width: int = 256, n_blocks: int = 3, n_train_steps: int = 100,
+        components: int = 0,
     ) -> None:
         super().__init__()
         self.n_depth = _positive_int(n_depth, "n_depth", high=1000)
@@ -146,7 +152,8 @@ class ShowerMLP(_Checks, nn.Module):
         self.width = _positive_int(width, "denoiser.width", high=8192)
         self.n_blocks = _positive_int(n_blocks, "denoiser.n_blocks", high=64)
         self.n_train_steps = _positive_int(n_train_steps, "n_train_steps", low=2)
-        code_dim = 1 + n_depth * n_radial
+        self.components = _positive_int(components, "components", low=0, high=n_depth * n_radial)
+        code_dim = 1 + (components or n_depth * n_radial)
         self.event_shape: tuple[int, ...] = (code_dim,)
         self.embedding = _Embedding(cond_dim, width, n_train_steps)
         self.in_proj = nn.Linear(code_dim, width)
@@ -162,6 +169,7 @@ class ShowerMLP(_Checks, nn.Module):
         return {
             "n_depth": self.n_depth, "n_radial": self.n_radial, "cond_dim": self.cond_dim, "width": self.width,
             "n_blocks": self.n_blocks, "n_train_steps": self.n_train_steps,
+            **({"components": self.components} if self.components else {}),
         }
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

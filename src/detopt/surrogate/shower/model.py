@@ -3,7 +3,9 @@
 Data flow: map (GeV, ``n_depth x n_radial``) -> code (``representation.py``: log total energy
 and log voxel fractions, exactly invertible) -> per-feature standardization -> conditional
 residual (``detopt.surrogate.normalization.ConditionalAffine``: what a regression on the
-conditioning explains is removed, so the diffusion generates unit-width residuals) -> denoiser
+conditioning explains is removed, so the diffusion generates unit-width residuals) -> with an
+MLP denoiser built with ``components`` > 0, the energy entry and the leading principal components
+of the voxel residuals, scaled to unit width (``latent.py``; for fine grids) -> denoiser
 (``denoiser.py``). The noise schedule, the training loop and the DDIM sampler are the surrogate
 core's (``NoiseSchedule``, ``train_denoiser``, ``ddim_sample``, ``dpm_solver_sample``); the denoiser never sees betas.
 
@@ -44,6 +46,7 @@ from detopt.surrogate.normalization import BASELINE_BATCH, RESIDUAL_MODES, Condi
 from detopt.surrogate.samplers import ddim_sample, dpm_solver_sample
 from detopt.surrogate.schedule import NoiseSchedule, Prediction, check_prediction
 from detopt.surrogate.shower.denoiser import build_denoiser
+from detopt.surrogate.shower.latent import PrincipalComponents
 from detopt.surrogate.shower.representation import FRACTION_FLOOR, ShowerRepresentation, check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult, train_denoiser
 
@@ -206,6 +209,8 @@ class ShowerDiffusion(nn.Module):
         self.register_buffer("cond_high", torch.full((len(names),), math.inf))
         self.register_buffer("code_low", torch.full((code_dim,), -math.inf))
         self.register_buffer("code_high", torch.full((code_dim,), math.inf))
+        components = int(getattr(denoiser, "components", 0) or 0)
+        self.latent = PrincipalComponents(self.representation.n_voxels, components) if components else None
         self._log_mask = [c in self.log_conditions for c in names]
 
     @classmethod
@@ -249,6 +254,11 @@ class ShowerDiffusion(nn.Module):
     @property
     def n_radial(self) -> int:
         return self.representation.n_radial
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of what the diffusion generates per shower: the code, or the energy and the kept components."""
+        return 1 + (self.latent.n_components if self.latent is not None else self.representation.n_voxels)
 
     @property
     def device(self) -> torch.device:
@@ -413,16 +423,23 @@ class ShowerDiffusion(nn.Module):
         features = self.condition_features(cond.to(self.device)).to("cpu", dtype)
         self.cond_standardizer.fit(features)
         self.x_standardizer.fit(codes.to(dtype))
-        self.residual.fit(
-            self.cond_standardizer(features), self.x_standardizer(codes.to(dtype)), seed,
-            steps if steps is not None else residual_fit_steps(codes.shape[0]),
-        )
+        cond_z, x_z = self.cond_standardizer(features), self.x_standardizer(codes.to(dtype))
+        self.residual.fit(cond_z, x_z, seed, steps if steps is not None else residual_fit_steps(codes.shape[0]))
+        if self.latent is not None:
+            self.latent.fit(self.residual(x_z, cond_z))
+
+    def residuals(self, cond: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Physical conditions and raw codes -> ``(cond_z, residual of every code entry)`` (before any components)."""
+        with torch.no_grad():
+            cond_z = self.cond_standardizer(self.condition_features(cond))
+            return cond_z, self.residual(self.x_standardizer(codes.to(self.device, self.dtype)), cond_z)
 
     def normalize(self, cond: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical conditions and raw codes -> ``(cond_z, z)`` the denoiser is trained on (model dtype/device)."""
-        with torch.no_grad():
-            cond_z = self.cond_standardizer(self.condition_features(cond))
-            z = self.residual(self.x_standardizer(codes.to(self.device, self.dtype)), cond_z)
+        cond_z, z = self.residuals(cond, codes)
+        if self.latent is not None:
+            with torch.no_grad():
+                z = self.latent(z)
         return cond_z, z
 
     # ------------------------------------------------------------------ sampling
@@ -445,7 +462,7 @@ class ShowerDiffusion(nn.Module):
         ``method="ddim"``: DDIM (Song et al. 2021) over ``n_steps`` steps with ``eta``; ``"dpm"``:
         DPM-Solver++(2M) (deterministic, second order: keeps widths better at few steps; ``eta`` must be 0); ``guidance`` = w of
         classifier-free guidance (needs a model trained with ``guidance_dropout > 0``). With
-        ``eta = 0`` and given ``noise`` (``n x code_dim``, standard normal) the maps are a
+        ``eta = 0`` and given ``noise`` (``n x latent_dim``, standard normal) the maps are a
         deterministic function of ``conditions``, differentiable when those are a tensor with
         ``requires_grad``. Conditions outside the training range issue an ``ExtrapolationWarning``.
         ``network`` replaces the denoiser (an adapted copy, see ``adaptation.py``) and
@@ -483,7 +500,7 @@ class ShowerDiffusion(nn.Module):
             raise ConfigError("guidance", "the model was trained without guidance_dropout; guidance needs it > 0")
         cond_z = self.cond_standardizer(self.condition_features(cond))
         if noise is not None:
-            noise = as_tensor(noise, "noise", self.representation.code_dim, self.dtype)
+            noise = as_tensor(noise, "noise", self.latent_dim, self.dtype)
             if noise.shape[0] != cond.shape[0]:
                 raise DataError(f"noise: expected {cond.shape[0]} rows (one per condition), got {noise.shape[0]}")
             noise = noise.to(self.device, self.dtype)
@@ -495,14 +512,16 @@ class ShowerDiffusion(nn.Module):
                 raise ConfigError("eta", f"DPM-Solver++ is deterministic: eta must be 0, got {eta!r}")
             z = dpm_solver_sample(
                 guided_denoiser(net, float(guidance)), self.schedule, self._denoiser_cond(cond_z), n_steps, noise,
-                generator, prediction=self.prediction, event_shape=(self.representation.code_dim,), chunk_rows=chunk_rows,
+                generator, prediction=self.prediction, event_shape=(self.latent_dim,), chunk_rows=chunk_rows,
             )
         else:
             z = ddim_sample(
                 guided_denoiser(net, float(guidance)), self.schedule, self._denoiser_cond(cond_z), n_steps, eta, noise,
-                generator, prediction=self.prediction, event_shape=(self.representation.code_dim,),
+                generator, prediction=self.prediction, event_shape=(self.latent_dim,),
                 chunk_rows=chunk_rows,
             )
+        if self.latent is not None:
+            z = self.latent.inverse(z)
         codes = self.x_standardizer.inverse(self.residual.inverse(z, cond_z))
         low, high = code_range if code_range is not None else (self.code_low, self.code_high)
         return torch.minimum(torch.maximum(codes, low.to(codes)), high.to(codes))

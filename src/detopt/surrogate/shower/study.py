@@ -283,7 +283,7 @@ def surrogate_utility_gradient(
         columns = [leaves[name] if name in leaves else base[j] for j, name in enumerate(model.condition_names)]
         row = torch.stack(columns)
         cond = row.unsqueeze(0).expand(n_showers, -1)
-        noise = torch.randn(n_showers, model.representation.code_dim, generator=torch.Generator().manual_seed(seed + r))
+        noise = torch.randn(n_showers, model.latent_dim, generator=torch.Generator().manual_seed(seed + r))
         maps = model.sample(cond, n_steps=n_steps, noise=noise).to(torch.float64)
         design = {"depth_cm": row[model.condition_names.index("depth_cm")],
                   "r_max_cm": row[model.condition_names.index("r_max_cm")],

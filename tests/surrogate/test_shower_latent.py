@@ -1,0 +1,87 @@
+"""Principal-component coordinates of the voxel residuals (``--components``): exact on their span, unit width, saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from detopt.errors import ConfigError, DataError
+from detopt.surrogate import TrainConfig
+from detopt.surrogate.shower import ShowerDiffusion
+from detopt.surrogate.shower.latent import PrincipalComponents
+
+from .shower_fixtures import GRID, small_dataset
+
+
+def _low_rank(n: int, n_voxels: int, rank: int, seed: int = 0) -> torch.Tensor:
+    """[energy, voxels] rows whose voxel part lies in a ``rank``-dimensional subspace (global modes only)."""
+    g = torch.Generator().manual_seed(seed)
+    modes = torch.randn(rank, n_voxels, generator=g, dtype=torch.float64)
+    weights = torch.randn(n, rank, generator=g, dtype=torch.float64) * torch.linspace(3.0, 1.0, rank, dtype=torch.float64)
+    energy = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    return torch.cat([energy, 0.5 + weights @ modes], dim=1)
+
+
+def test_rows_on_the_span_of_the_kept_components_round_trip_exactly() -> None:
+    x = _low_rank(500, 24, rank=4)
+    pca = PrincipalComponents(24, 4).to(torch.float64).fit(x)
+    latent = pca(x)
+    assert latent.shape == (500, 5)
+    assert torch.allclose(pca.inverse(latent), x, atol=1e-9)
+    assert torch.equal(latent[:, 0], x[:, 0])  # the energy entry passes unchanged
+    assert pca.explained_variance == pytest.approx(1.0, abs=1e-9)
+
+
+def test_the_scores_are_uncorrelated_with_unit_width() -> None:
+    x = _low_rank(2000, 24, rank=6, seed=1) + 0.05 * torch.randn(2000, 25, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    pca = PrincipalComponents(24, 6).to(torch.float64).fit(x)
+    scores = pca(x)[:, 1:]
+    covariance = torch.cov(scores.T)
+    assert torch.allclose(covariance, torch.eye(6, dtype=torch.float64), atol=1e-6)
+    assert 0.98 < pca.explained_variance < 1.0
+
+
+def test_the_leading_component_is_the_strongest_correlated_mode() -> None:
+    """A shower-wide mode (all voxels moving together) on top of independent voxel noise is found first."""
+    g = torch.Generator().manual_seed(3)
+    mode = torch.linspace(1.0, 2.0, 30, dtype=torch.float64)
+    amplitude = 2.0 * torch.randn(4000, 1, generator=g, dtype=torch.float64)
+    voxels = amplitude * mode + torch.randn(4000, 30, generator=g, dtype=torch.float64)
+    pca = PrincipalComponents(30, 3).to(torch.float64).fit(torch.cat([torch.zeros(4000, 1, dtype=torch.float64), voxels], 1))
+    cosine = float(pca.basis[:, 0] @ mode / mode.norm())
+    assert cosine > 0.99
+    # independent unit noise in 30 voxels: the other kept components carry ~1/30 of the variance each
+    total = float((2.0 * mode).square().sum() + 30.0)
+    assert pca.explained_variance == pytest.approx((float((2.0 * mode).square().sum()) + 1.0 + 2 * 1.0) / total, abs=0.03)
+
+
+def test_bad_settings_and_inputs_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="components.*\\[1, 24\\]"):
+        PrincipalComponents(24, 25)
+    with pytest.raises(DataError, match="principal components"):
+        PrincipalComponents(24, 4).fit(torch.zeros(10, 24))
+    with pytest.raises(ConfigError, match="components"):
+        ShowerDiffusion.build("mlp", GRID.n_depth, GRID.n_radial, ("energy_gev",), {"components": GRID.n_depth * GRID.n_radial + 1})
+
+
+def test_a_model_on_components_trains_samples_and_reloads(tmp_path: Path) -> None:
+    data = small_dataset()
+    model = ShowerDiffusion.build(
+        "mlp", GRID.n_depth, GRID.n_radial, data.condition_names, {"width": 32, "n_blocks": 1, "components": 6}, n_train_steps=50,
+    )
+    assert model.latent_dim == 7
+    model.fit(data.conditions, data.maps, TrainConfig(epochs=3, batch_size=64, device="cpu", seed=3))
+    assert 0.0 < model.latent.explained_variance < 1.0
+    noise = torch.randn(5, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    maps = model.sample(data.conditions[:5], n_steps=4, noise=noise)
+    assert maps.shape == (5, GRID.n_depth, GRID.n_radial) and bool((maps >= 0).all())
+    sim_total = data.maps[:5].sum(axis=(1, 2)).mean()
+    assert abs(float(maps.sum(dim=(1, 2)).mean()) / sim_total - 1.0) < 0.15
+    folder = model.save(tmp_path / "pca")
+    loaded = ShowerDiffusion.load(folder)
+    assert loaded.latent is not None and loaded.latent.n_components == 6
+    assert torch.equal(loaded.sample(data.conditions[:5], n_steps=4, noise=noise), maps)
+    with pytest.raises(DataError, match="noise"):
+        model.sample(data.conditions[:5], n_steps=4, noise=torch.zeros(5, model.representation.code_dim))
