@@ -84,6 +84,8 @@ def test_held_out_energies_outside_the_training_range_are_recorded(work: Path) -
         (["train", "{w}", "--data", "A", "--lr", "-1"], "--lr", "> 0"),
         (["train", "{w}", "--data", "A", "--denoiser", "unet", "--levels", "5"], "--levels", "[2, 3, 4]"),
         (["train", "{w}", "--data", "A", "--fraction-floor", "2"], "--fraction-floor", "(0, 1)"),
+        (["train", "{w}", "--data", "A", "--denoiser", "unet", "--components", "4"], "--components", "mlp only"),
+        (["train", "{w}", "--data", "A", "--components", "13"], "--components", "[0, 12]"),
         (["evaluate", "{w}", "--model", "tiny", "--data", "A_test", "--steps", "0"], "--steps", "[1, 1000]"),
         (["evaluate", "{w}", "--model", "nope", "--data", "A_test"], "--model", "no model 'nope'"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--methods", "prefix"], "--methods",
@@ -147,3 +149,15 @@ def test_evaluate_offers_dpm_solver_and_ddim_with_eta(work: Path) -> None:
     assert dpm["sampler_is_dpm"] == 1
     refused = _run("evaluate", str(work), "--model", "tiny", "--data", "A_test", "--sampler", "dpm", "--eta", "0.5")
     _assert_one_line_error(refused, "--eta", "deterministic")
+
+
+def test_a_model_on_principal_components_trains_records_its_share_and_evaluates(work: Path) -> None:
+    result = _run("train", str(work), "--data", "A", "--name", "pca", "--width", "16", "--blocks", "1", "--components", "3",
+                  "--epochs", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((work / "train_pca.json").read_text())["numbers"]
+    # 3 of the 12 voxel residuals' components: a real share of their variance, not all of it
+    assert 0.25 < numbers["explained_variance"] < 1.0
+    result = _run("evaluate", str(work), "--model", "pca", "--data", "A_test", "--steps", "3", "--tag", "pca_eval")
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= json.loads((work / "pca_eval.json").read_text())["numbers"]["total_energy_gev_rel_rmse_mean"] < 1.0
