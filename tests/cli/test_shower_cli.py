@@ -91,6 +91,8 @@ def test_held_out_energies_outside_the_training_range_are_recorded(work: Path) -
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--methods", "prefix"], "--methods",
          "allowed: lora, bitfit, full, scratch"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--rank", "0"], "--rank", "[1, 64]"),
+        (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--subsample", "events"], "--subsample",
+         "showers or conditions"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--sampler", "euler"], "--sampler",
          "ddim or dpm"),
         (["adapt", "{w}", "--base", "tiny", "--data", "A", "--test", "A_test", "--sampler", "dpm", "--eta", "1"], "--eta",

@@ -165,6 +165,17 @@ def test_subsample_keeps_every_condition(small_set: ShowerDataset) -> None:
     assert len(both) == 48 and len(both.metadata["conditions"]) == 24
 
 
+def test_subsample_by_conditions_keeps_a_few_conditions_whole(small_set: ShowerDataset) -> None:
+    """A new geometry simulated at a few points: a quarter of the 12 conditions, every one of their 40 showers."""
+    sub = small_set.subsample(0.25, seed=2, by="conditions")
+    assert len(sub.condition_ids()[0]) == 3 and len(sub) == 3 * 40
+    kept = {tuple(r) for r in sub.condition_ids()[0]}
+    assert kept <= {tuple(r) for r in small_set.condition_ids()[0]}
+    assert kept != {tuple(r) for r in small_set.subsample(0.25, seed=3, by="conditions").condition_ids()[0]}
+    with pytest.raises(ConfigError, match="showers or conditions"):
+        small_set.subsample(0.25, by="events")
+
+
 def test_grid_of_conditions_covers_every_combination() -> None:
     conds = grid_shower_conditions(GEOMETRY_A, [10.0, 50.0], particles="gamma,e-", size_points=2)
     assert len(conds) == len(GEOMETRY_A.materials) * 2 * 2 * 2 * 2

@@ -377,6 +377,7 @@ def adapt(
     data: Annotated[str, typer.Option("--data", "-d", help="Full training set of the new geometry.")],
     test: Annotated[str, typer.Option("--test", help="Test set of the new geometry (held-out conditions).")],
     fractions: Annotated[str, typer.Option("--fractions", help="Comma-separated shares of --data to adapt on.")] = "0.01,0.05,0.2",
+    subsample: Annotated[str, typer.Option("--subsample", help="How a share is drawn: showers (that share of the showers of every condition) or conditions (that share of the conditions, all their showers).")] = "showers",
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated: lora, bitfit, full, scratch.")] = "lora,bitfit,full,scratch",
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank (4-16 typical).")] = 8,
     adam_steps: Annotated[int, typer.Option("--adam-steps", help="Optimizer steps per adaptation (equal for every size).")] = 1500,
@@ -397,6 +398,8 @@ def adapt(
     for f in fracs:
         _number(f, "--fractions", 0.0, 1.0, open_low=True)
     chosen = _list(methods, "--methods", str, ("lora", "bitfit", "full", "scratch"))
+    if subsample not in ("showers", "conditions"):
+        raise ConfigError("--subsample", f"must be showers or conditions, got {subsample!r}")
     _whole(adam_steps, "--adam-steps")
     _whole(reference_steps, "--reference-steps")
     _whole(steps, "--steps", 1, 1000)
@@ -423,7 +426,7 @@ def adapt(
     warnings_seen: list[str] = []
 
     def run(method: str, fraction: float, train_steps: int, label: str | None = None) -> dict[str, Any]:
-        subset = full if fraction >= 1.0 else full.subsample(fraction, seed)
+        subset = full if fraction >= 1.0 else full.subsample(fraction, seed, by=subsample)
         cond = aligned_conditions(model, subset.condition_names, subset.conditions)
         cfg = steps_to_epochs(len(subset), config, train_steps)
         adapted = adapt_model(model, cond, subset.maps, method, cfg, lora if method == "lora" else None,  # type: ignore[arg-type]
@@ -463,7 +466,7 @@ def adapt(
                 rows.append(run(method, fraction, adam_steps))
         progress("adaptation", total, total)
     numbers: dict[str, Any] = {"reference_full_scratch_score": reference["observable_score"], "lora_rank": rank, "seed": seed,
-                               "refit_normalization": int(refit_normalization)}
+                               "refit_normalization": int(refit_normalization), "subsample_by_conditions": int(subsample == "conditions")}
     for r in rows[1:]:
         numbers[f"{r['method']}_{r['fraction']:g}_score"] = r["observable_score"]
         numbers[f"{r['method']}_{r['fraction']:g}_over_reference"] = r["observable_score"] / reference["observable_score"]

@@ -839,12 +839,21 @@ class ShowerDataset:
         test = mask[inverse]
         return self.select(~test), self.select(test)
 
-    def subsample(self, fraction: float, seed: int = 0) -> ShowerDataset:
-        """A random ``fraction`` of the showers of every condition (at least one each), drawn from ``seed``."""
+    def subsample(self, fraction: float, seed: int = 0, by: str = "showers") -> ShowerDataset:
+        """A random ``fraction`` of the data, drawn from ``seed``: ``by="showers"`` keeps that share of the
+        showers of every condition (at least one each); ``by="conditions"`` keeps that share of the
+        conditions (at least one) with all their showers, as when a new geometry is simulated at a few
+        points only."""
         if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
             raise ConfigError("fraction", f"must be in (0, 1], got {fraction!r}")
+        if by not in ("showers", "conditions"):
+            raise ConfigError("by", f"must be showers or conditions, got {by!r}")
         rng = np.random.default_rng(seed)
         _, inverse = self.condition_ids()
+        if by == "conditions":
+            n_conditions = int(inverse.max()) + 1 if len(self) else 0
+            chosen = rng.choice(n_conditions, size=max(1, int(round(fraction * n_conditions))), replace=False) if n_conditions else []
+            return self.select(np.flatnonzero(np.isin(inverse, chosen)))
         order = np.argsort(inverse, kind="stable")
         groups = np.split(order, np.cumsum(np.bincount(inverse))[:-1]) if len(self) else []
         keep = [rng.choice(idx, size=max(1, int(round(fraction * idx.size))), replace=False) for idx in groups]
