@@ -4,8 +4,9 @@ After the conditional normalization every voxel entry of a shower's code is a re
 width, and on a 32 x 32 grid most of that width is independent voxel-to-voxel noise: on geometry A
 the first 8 of 1,024 principal components carry 29% of the variance and the next ones ~0.1% each.
 What decides the shower's observables (its depth, breadth and how they move together) sits in the
-leading components, but a denoiser over all 1,024 entries, MLP or U-Net, generates those
-correlated modes 12-20% too narrow (docs/shower.md, "The paper's resolution"). Here the voxel
+leading components, but with a denoiser over all 1,024 entries, MLP or U-Net, the observables
+made of them (radius, dispersion) come out a median 14-18% too narrow per condition (docs/shower.md,
+"The paper's resolution"); on K components, -1 to -7%. Here the voxel
 residuals are projected onto their ``n_components`` leading principal components (fitted on the
 training residuals) and scaled to unit variance, so each global mode is one coordinate the denoiser
 sees directly; the log total energy entry passes unchanged. Decoding maps the generated
