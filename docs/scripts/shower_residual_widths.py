@@ -65,6 +65,8 @@ def main() -> None:
         if k == 0:
             report(f"{method} {steps}, codes before decoding", model.residuals(many, codes.double())[1])
             if model.latent is not None:
+                maps = model.sample(many, n_steps=steps, method=method, eta=eta, generator=torch.Generator().manual_seed(args.seed))
+                report(f"{method} {steps}, with cell fluctuations", model.residuals(many, model.representation.encode(maps.double()))[1])
                 sim_c = widths(model.normalize(cond, codes_sim)[1], ids_sim)[:, 1:]
                 gen_c = widths(model.normalize(many, codes.double())[1], ids_gen)[:, 1:]
                 ratio = np.median(gen_c / sim_c, axis=0)

@@ -104,3 +104,46 @@ def test_a_model_on_components_adapts_with_lora_and_keeps_its_components() -> No
     # the sampling calorimeter records a few % of the beam: the refitted normalization carries that scale
     ratio = float(maps.sum(dim=(1, 2)).mean()) / float(new.maps[:4].sum(axis=(1, 2)).mean())
     assert 0.7 < ratio < 1.4
+
+
+def test_the_width_outside_the_components_is_recorded_per_voxel() -> None:
+    exact = PrincipalComponents(24, 4).to(torch.float64).fit(_low_rank(800, 24, rank=4))
+    assert float(exact.tail_std.max()) < 1e-9  # nothing outside the span of 4 modes
+    noise = 0.3 * torch.randn(800, 25, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    noisy = PrincipalComponents(24, 4).to(torch.float64).fit(_low_rank(800, 24, rank=4) + noise)
+    # isotropic voxel noise of 0.3: the part outside 4 of 24 directions keeps ~20/24 of its variance
+    assert float(noisy.tail_std.mean()) == pytest.approx(0.3 * (20 / 24) ** 0.5, rel=0.08)
+
+
+def test_cell_fluctuations_keep_every_voxel_mean_and_leave_empty_voxels_empty() -> None:
+    from detopt.surrogate.shower.latent import cell_fluctuations
+
+    fractions = torch.tensor([[0.5, 0.2, 0.05, 0.001, 0.0]], dtype=torch.float64).expand(200_000, 5)
+    code_std = torch.full((200_000, 5), 0.4, dtype=torch.float64)
+    out = cell_fluctuations(fractions, code_std, 1e-2, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.mean(dim=0)[:4], fractions[0, :4], rtol=0.01)
+    assert float(out[:, 4].abs().max()) == 0.0
+    # first order: the fraction's spread is (fraction + floor) x the code's, as in the code log(f + floor)
+    expected = (fractions[0, :3] + 1e-2) * 0.4
+    assert torch.allclose(out.std(dim=0)[:3], expected, rtol=0.03)
+    assert bool((out >= 0).all())
+
+
+def test_sampling_puts_cell_fluctuations_back_unless_the_noise_is_given() -> None:
+    data = small_dataset()
+    model = ShowerDiffusion.build(
+        "mlp", GRID.n_depth, GRID.n_radial, data.condition_names, {"width": 32, "n_blocks": 1, "components": 3}, n_train_steps=50,
+    )
+    model.fit(data.conditions, data.maps, TrainConfig(epochs=2, batch_size=64, device="cpu", seed=3))
+    rows = data.conditions[:200]
+    smooth = model.sample(rows, n_steps=3, generator=torch.Generator().manual_seed(1), cell_noise=False)
+    rough = model.sample(rows, n_steps=3, generator=torch.Generator().manual_seed(1))
+    again = model.sample(rows, n_steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(rough, again)  # reproducible from the seed
+    # same totals, same mean map, more voxel-to-voxel spread
+    assert torch.allclose(rough.sum(dim=(1, 2)), smooth.sum(dim=(1, 2)), rtol=1e-5)
+    share = lambda m: m / m.sum(dim=(1, 2), keepdim=True)  # noqa: E731
+    assert float((share(rough) - share(smooth)).abs().max()) > 1e-4
+    noise = torch.randn(5, model.latent_dim, generator=torch.Generator().manual_seed(2))
+    fixed = model.sample(rows[:5], n_steps=3, noise=noise)
+    assert torch.equal(fixed, model.sample(rows[:5], n_steps=3, noise=noise, generator=torch.Generator().manual_seed(9)))

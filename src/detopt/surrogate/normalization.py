@@ -249,6 +249,12 @@ class ConditionalAffine(nn.Module):
         z, log_jacobian = sinh_arcsinh(y[:, : self.shaped], *shape)
         return torch.cat([z, y[:, self.shaped :]], dim=1), log_jacobian.sum(dim=1)
 
+    def scale(self, c: torch.Tensor) -> torch.Tensor:
+        """The fitted width s(c) of every feature (``n x x_dim``): one unit of the residual in standardized units."""
+        if self.mode in ("none", "mean"):
+            return torch.ones(c.shape[0], self.x_dim, dtype=c.dtype, device=c.device)
+        return torch.exp(self._maps(c)[1])
+
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Standardized target ``x`` (``n x x_dim``) -> residual ``z``."""
         if self.mode == "none":

@@ -10,9 +10,12 @@ made of them (radius, dispersion) come out a median 14-18% too narrow per condit
 residuals are projected onto their ``n_components`` leading principal components (fitted on the
 training residuals) and scaled to unit variance, so each global mode is one coordinate the denoiser
 sees directly; the log total energy entry passes unchanged. Decoding maps the generated
-coordinates back onto those components and drops the rest: the uncorrelated voxel-level
-fluctuations beyond them are not generated (their share of the variance is recorded as
-``explained_variance``).
+coordinates back onto those components. The voxel-to-voxel fluctuations outside their span
+(``1 - explained_variance`` of the residual variance) are put back as independent, mean-preserving
+log-normal fluctuations of each voxel's fraction with the width the training residuals have
+outside the span (``tail_std``; ``cell_fluctuations``): Gaussian noise in the code instead clips the
+nearly empty outer voxels at zero and pushes energy outwards (radius and dispersion means +1.0% and
++1.4% on geometry A at 32 x 32), without it the hottest voxel's share comes out 10% low.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class PrincipalComponents(nn.Module):
     basis: torch.Tensor
     scale: torch.Tensor
     explained: torch.Tensor
+    tail_std: torch.Tensor
 
     def __init__(self, n_voxels: int, n_components: int) -> None:
         super().__init__()
@@ -41,6 +45,7 @@ class PrincipalComponents(nn.Module):
         self.register_buffer("basis", torch.eye(n_voxels)[:, :n_components].clone())
         self.register_buffer("scale", torch.ones(n_components))
         self.register_buffer("explained", torch.zeros(()))
+        self.register_buffer("tail_std", torch.zeros(n_voxels))
 
     @property
     def explained_variance(self) -> float:
@@ -68,6 +73,8 @@ class PrincipalComponents(nn.Module):
         self.basis.copy_(vectors.to(self.basis))
         self.scale.copy_(torch.sqrt(kept + floor).to(self.scale))
         self.explained.copy_((kept.sum() / eigenvalues.clamp_min(0.0).sum().clamp_min(1e-300)).to(self.explained))
+        outside = centred - (centred @ vectors) @ vectors.T
+        self.tail_std.copy_(outside.square().sum(dim=0).div(voxels.shape[0] - 1).sqrt().to(self.tail_std))
         return self
 
     def forward(self, residuals: torch.Tensor) -> torch.Tensor:
@@ -79,3 +86,20 @@ class PrincipalComponents(nn.Module):
         """``n x (1 + n_components)`` -> ``n x (1 + n_voxels)`` on the span of the kept components (differentiable)."""
         voxels = self.mean.to(latent) + (latent[:, 1:] * self.scale.to(latent)) @ self.basis.to(latent).T
         return torch.cat([latent[:, :1], voxels], dim=1)
+
+
+def cell_fluctuations(
+    fractions: torch.Tensor, code_std: torch.Tensor, fraction_floor: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Each voxel fraction times an independent log-normal factor of mean 1 (so the expected map is unchanged).
+
+    ``code_std`` (``n x n_voxels``) is the width to restore in the units of the code
+    log(fraction + floor); to first order that is (fraction + floor) * code_std in the fraction,
+    and the factor's log-width s follows from s^2 = log(1 + (that / fraction)^2). Empty voxels stay
+    empty: what independent noise can add to a voxel with no energy is a positive bias.
+    """
+    sigma = (fractions + fraction_floor) * code_std
+    positive = fractions > 0
+    variance = torch.where(positive, torch.log1p((sigma / fractions.clamp_min(1e-300)).square()), torch.zeros_like(fractions))
+    draws = torch.randn(fractions.shape, generator=generator, dtype=fractions.dtype, device=fractions.device)
+    return fractions * torch.exp(variance.sqrt() * draws - 0.5 * variance)

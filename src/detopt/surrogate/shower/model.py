@@ -46,7 +46,7 @@ from detopt.surrogate.normalization import BASELINE_BATCH, RESIDUAL_MODES, Condi
 from detopt.surrogate.samplers import ddim_sample, dpm_solver_sample
 from detopt.surrogate.schedule import NoiseSchedule, Prediction, check_prediction
 from detopt.surrogate.shower.denoiser import build_denoiser
-from detopt.surrogate.shower.latent import PrincipalComponents
+from detopt.surrogate.shower.latent import PrincipalComponents, cell_fluctuations
 from detopt.surrogate.shower.representation import FRACTION_FLOOR, ShowerRepresentation, check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult, train_denoiser
 
@@ -456,6 +456,7 @@ class ShowerDiffusion(nn.Module):
         code_range: tuple[torch.Tensor, torch.Tensor] | None = None,
         condition_range: tuple[torch.Tensor, torch.Tensor] | None = None,
         method: str = "ddim",
+        cell_noise: bool | None = None,
     ) -> torch.Tensor:
         """One map per row of ``conditions`` (physical units): ``n x n_depth x n_radial`` GeV, torch.
 
@@ -467,11 +468,23 @@ class ShowerDiffusion(nn.Module):
         ``requires_grad``. Conditions outside the training range issue an ``ExtrapolationWarning``.
         ``network`` replaces the denoiser (an adapted copy, see ``adaptation.py``) and
         ``code_range`` the (low, high) clipping range of the codes (``CODE_MARGIN``),
-        ``condition_range`` the (low, high) training range of the conditions.
+        ``condition_range`` the (low, high) training range of the conditions. ``cell_noise`` (a model
+        on principal components only): put back the voxel fluctuations outside the components
+        (``latent.cell_fluctuations``, drawn from ``generator``); default on, except with given
+        ``noise``, where the maps stay a deterministic function of the conditions (each voxel at its
+        mean over those fluctuations).
         """
-        return self.representation.decode(self.sample_codes(
+        codes = self.sample_codes(
             conditions, n_steps, eta, guidance, noise, generator, network, chunk_rows, code_range, condition_range, method,
-        ))
+        )
+        if self.latent is None or not (cell_noise if cell_noise is not None else noise is None):
+            return self.representation.decode(codes)
+        cond_z = self.cond_standardizer(self.condition_features(self.check_conditions(conditions)))
+        code_std = self.latent.tail_std * self.residual.scale(cond_z)[:, 1:] * self.x_standardizer.std[1:]
+        floor = self.representation.fraction_floor
+        return self.representation.decode(
+            codes, lambda fractions: cell_fluctuations(fractions, code_std.to(fractions), floor, generator)
+        )
 
     def sample_codes(
         self,

@@ -18,6 +18,7 @@ conditioning of the generator.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,11 +106,14 @@ class ShowerRepresentation:
         fractions = flat / total.clamp_min(torch.finfo(torch.float64).tiny)
         return torch.cat([torch.log(total + self.energy_floor_gev), torch.log(fractions + self.fraction_floor)], dim=1)
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, codes: torch.Tensor, fluctuate: "Callable[[torch.Tensor], torch.Tensor] | None" = None
+    ) -> torch.Tensor:
         """Codes ``n x code_dim`` -> maps ``n x n_depth x n_radial`` in GeV, in the codes' dtype.
 
         Exact inverse of ``encode`` on its image; for generated codes the fractions are clipped
         at 0 and renormalized, so every map's total is exp(code[0]) - energy_floor (>= 0).
+        ``fluctuate`` maps the clipped fractions to fluctuated ones before that renormalization.
         Differentiable in ``codes``.
         """
         if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] != self.code_dim:
@@ -117,5 +121,7 @@ class ShowerRepresentation:
             raise DataError(f"codes: expected shape (n, {self.code_dim}) (1 + n_depth * n_radial), got {got}")
         total = (torch.exp(codes[:, :1]) - self.energy_floor_gev).clamp_min(0.0)
         fractions = (torch.exp(codes[:, 1:]) - self.fraction_floor).clamp_min(0.0)
+        if fluctuate is not None:
+            fractions = fluctuate(fractions)
         norm = fractions.sum(dim=1, keepdim=True).clamp_min(torch.finfo(codes.dtype).tiny)
         return (total * fractions / norm).reshape(codes.shape[0], self.n_depth, self.n_radial)
