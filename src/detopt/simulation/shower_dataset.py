@@ -849,10 +849,9 @@ class ShowerDataset:
         if by not in ("showers", "conditions"):
             raise ConfigError("by", f"must be showers or conditions, got {by!r}")
         rng = np.random.default_rng(seed)
-        _, inverse = self.condition_ids()
+        rows, inverse = self.condition_ids()
         if by == "conditions":
-            n_conditions = int(inverse.max()) + 1 if len(self) else 0
-            chosen = rng.choice(n_conditions, size=max(1, int(round(fraction * n_conditions))), replace=False) if n_conditions else []
+            chosen = rng.choice(len(rows), size=min(len(rows), max(1, round(fraction * len(rows)))), replace=False)
             return self.select(np.flatnonzero(np.isin(inverse, chosen)))
         order = np.argsort(inverse, kind="stable")
         groups = np.split(order, np.cumsum(np.bincount(inverse))[:-1]) if len(self) else []

@@ -251,8 +251,6 @@ class ConditionalAffine(nn.Module):
 
     def scale(self, c: torch.Tensor) -> torch.Tensor:
         """The fitted width s(c) of every feature (``n x x_dim``): one unit of the residual in standardized units."""
-        if self.mode in ("none", "mean"):
-            return torch.ones(c.shape[0], self.x_dim, dtype=c.dtype, device=c.device)
         return torch.exp(self._maps(c)[1])
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
