@@ -398,8 +398,10 @@ def adapt(
     for f in fracs:
         _number(f, "--fractions", 0.0, 1.0, open_low=True)
     chosen = _list(methods, "--methods", str, ("lora", "bitfit", "full", "scratch"))
-    if subsample not in ("showers", "conditions"):
-        raise ConfigError("--subsample", f"must be showers or conditions, got {subsample!r}")
+    from detopt.simulation.shower_dataset import SUBSAMPLE_BY
+
+    if subsample not in SUBSAMPLE_BY:
+        raise ConfigError("--subsample", f"must be {' or '.join(SUBSAMPLE_BY)}, got {subsample!r}")
     _whole(adam_steps, "--adam-steps")
     _whole(reference_steps, "--reference-steps")
     _whole(steps, "--steps", 1, 1000)

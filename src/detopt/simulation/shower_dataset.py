@@ -54,6 +54,7 @@ __all__ = [
     "GEOMETRY_A",
     "GEOMETRY_B",
     "SHOWER_CONDITIONS",
+    "SUBSAMPLE_BY",
     "CellLayer",
     "CellSampling",
     "SamplingStructure",
@@ -448,6 +449,8 @@ GEOMETRY_B = ShowerGeometry(
 )
 #: The predefined geometries by name, for the command line and the benchmarks.
 GEOMETRIES: Mapping[str, ShowerGeometry] = MappingProxyType({"A": GEOMETRY_A, "B": GEOMETRY_B})
+#: How ``ShowerDataset.subsample`` draws a share: of the showers of every condition, or of the conditions.
+SUBSAMPLE_BY: tuple[str, ...] = ("showers", "conditions")
 
 
 def get_geometry(name: str | ShowerGeometry) -> ShowerGeometry:
@@ -846,8 +849,8 @@ class ShowerDataset:
         points only."""
         if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
             raise ConfigError("fraction", f"must be in (0, 1], got {fraction!r}")
-        if by not in ("showers", "conditions"):
-            raise ConfigError("by", f"must be showers or conditions, got {by!r}")
+        if by not in SUBSAMPLE_BY:
+            raise ConfigError("by", f"must be {' or '.join(SUBSAMPLE_BY)}, got {by!r}")
         rng = np.random.default_rng(seed)
         rows, inverse = self.condition_ids()
         if by == "conditions":

@@ -74,7 +74,7 @@ class PrincipalComponents(nn.Module):
         self.scale.copy_(torch.sqrt(kept + floor).to(self.scale))
         self.explained.copy_((kept.sum() / eigenvalues.clamp_min(0.0).sum().clamp_min(1e-300)).to(self.explained))
         outside = centred - (centred @ vectors) @ vectors.T
-        self.tail_std.copy_(outside.square().sum(dim=0).div(voxels.shape[0] - 1).sqrt().to(self.tail_std))
+        self.tail_std.copy_(outside.std(dim=0).to(self.tail_std))
         return self
 
     def forward(self, residuals: torch.Tensor) -> torch.Tensor:
@@ -100,6 +100,6 @@ def cell_fluctuations(
     """
     sigma = (fractions + fraction_floor) * code_std
     positive = fractions > 0
-    variance = torch.where(positive, torch.log1p((sigma / fractions.clamp_min(1e-300)).square()), torch.zeros_like(fractions))
+    variance = torch.where(positive, torch.log1p((sigma / fractions.clamp_min(torch.finfo(fractions.dtype).tiny)).square()), torch.zeros_like(fractions))
     draws = torch.randn(fractions.shape, generator=generator, dtype=fractions.dtype, device=fractions.device)
     return fractions * torch.exp(variance.sqrt() * draws - 0.5 * variance)

@@ -477,7 +477,8 @@ class ShowerDiffusion(nn.Module):
         codes = self.sample_codes(
             conditions, n_steps, eta, guidance, noise, generator, network, chunk_rows, code_range, condition_range, method,
         )
-        if self.latent is None or not (cell_noise if cell_noise is not None else noise is None):
+        fluctuate = noise is None if cell_noise is None else cell_noise
+        if self.latent is None or not fluctuate:
             return self.representation.decode(codes)
         cond_z = self.cond_standardizer(self.condition_features(self.check_conditions(conditions)))
         code_std = self.latent.tail_std * self.residual.scale(cond_z)[:, 1:] * self.x_standardizer.std[1:]
