@@ -38,14 +38,19 @@ def test_lora_trains_only_adapters_and_leaves_the_base_bit_identical(base_and_b)
     assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     targets, saved = lora_targets(base.denoiser)
     assert "conv1.0" in targets and "out_norm" in saved  # convolutions take LoRA, GroupNorm is saved whole
-    # Inside the adapted copy the frozen base layers still hold the base's weights.
+    # Inside the adapted copy the frozen base layers still hold the base's weights, but for the
+    # conditions' input weights, which take B's standardization of the conditions (folded in exactly).
     inner = {
         k.replace("base_model.model.", "").replace("base_layer.", "").replace("original_module.", ""): v
         for k, v in adapted.network.state_dict().items() if "lora_" not in k and "modules_to_save" not in k
     }
     base_denoiser = base.denoiser.state_dict()
     assert set(inner) == set(base_denoiser)
-    assert all(torch.equal(inner[k], base_denoiser[k]) for k in base_denoiser)
+    folded = "embedding.embed_in.weight"
+    assert all(torch.equal(inner[k], base_denoiser[k]) for k in base_denoiser if k != folded)
+    n = base.cond_standardizer.n_features
+    assert torch.allclose(inner[folded][:, :n], base_denoiser[folded][:, :n] * adapted.model.cond_standardizer.std
+                          / base.cond_standardizer.std)
     # What the adapter stores: LoRA matrices and the normalization layers, far fewer than the base.
     stored = adapted._adapter_state()
     assert stored and all(("lora_" in k) or ("norm" in k) for k in stored)
@@ -89,7 +94,8 @@ def test_bitfit_changes_only_biases_and_full_changes_weights(base_and_b, tmp_pat
     start = base.denoiser.state_dict()
     bitfit = adapt(base, b.conditions, b.maps, "bitfit", CONFIG)
     changed = [k for k, v in bitfit.network.state_dict().items() if not torch.equal(v, start[k])]
-    assert changed and all(k.endswith("bias") for k in changed)
+    # (the conditions' input weights only take B's standardization of the conditions, see below)
+    assert changed and all(k.endswith("bias") or k == "embedding.embed_in.weight" for k in changed)
     bitfit.save(tmp_path / "bitfit")
     again = AdaptedShower.load(tmp_path / "bitfit", base)
     assert all(torch.equal(v, bitfit.network.state_dict()[k]) for k, v in again.network.state_dict().items())
@@ -133,3 +139,20 @@ def test_refitting_the_output_normalization_puts_geometry_b_on_its_energy_scale(
     assert sim_total < 0.2 * float(b.column("energy_gev")[rows][0])
     assert abs(totals[True] / sim_total - 1.0) < 0.1
     assert abs(totals[False] / sim_total - 1.0) > abs(totals[True] / sim_total - 1.0)
+
+
+def test_the_adapted_model_standardizes_conditions_on_the_new_geometry(base_and_b) -> None:
+    """B spans a narrow slice of A's conditions (one material); its own standardization gives the
+    residual fit full resolution, and the adapted denoiser starts from exactly the base's function."""
+    base, b = base_and_b
+    adapted = adapt(base, b.conditions, b.maps, "full", TrainConfig(epochs=1, batch_size=32, device="cpu", seed=5, lr=1e-12))
+    features = adapted.model.condition_features(torch.as_tensor(b.conditions))
+    assert torch.allclose(adapted.model.cond_standardizer.mean, features.mean(dim=0).to(adapted.model.dtype), atol=1e-5)
+    assert not torch.allclose(adapted.model.cond_standardizer.mean, base.cond_standardizer.mean)
+    # With a vanishing learning rate the adapted denoiser computes what the base's computes on the same showers.
+    x = _noise(len(b), base.representation.code_dim)
+    t = torch.arange(len(b)) % base.denoiser.n_train_steps
+    with torch.no_grad():
+        old = base.denoiser(x, t, base._denoiser_cond(base.cond_standardizer(base.condition_features(torch.as_tensor(b.conditions)))))
+        new = adapted.network(x, t, adapted.model._denoiser_cond(adapted.model.cond_standardizer(features)))
+    assert torch.allclose(old, new, atol=1e-4 * float(old.abs().max()))

@@ -389,7 +389,7 @@ def adapt(
     eta: Annotated[float, typer.Option("--eta", help="DDIM eta for the evaluation.")] = 0.0,
     min_energy: Annotated[float, typer.Option("--min-energy", help="Evaluate beams >= this energy (GeV).")] = 10.0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
-    refit_normalization: Annotated[bool, typer.Option("--refit-normalization/--keep-normalization", help="Refit the output normalization on the new data (stored with the adapter) or keep the base's.")] = True,
+    refit_normalization: Annotated[bool, typer.Option("--refit-normalization/--keep-normalization", help="Refit the normalization (standardization of conditions and codes, conditional residual) on the new data, stored with the adapter, or keep the base's.")] = True,
     tag: Annotated[str, typer.Option("--tag", help="Output name (DIR/TAG.json, DIR/adapters/TAG_METHOD_FRACTION/).")] = "adapt",
     seed: SeedOpt = 0,
 ) -> None:

@@ -11,7 +11,7 @@ Four methods, compared in ``docs/shower.md`` on the same small set:
   normalization and training range).
 
 The first three never modify the base model: they train a copy of its denoiser (and, by
-default, refit the output-side normalization on the new data, see ``adapt``). Their weights are saved separately from
+default, refit the normalization on the new data, see ``adapt``). Their weights are saved separately from
 the base model (``adapter.safetensors`` + ``adapter.json``) with the base model's
 ``state_checksum``; loading them onto another base model is a ``DataError``.
 """
@@ -30,6 +30,7 @@ from torch import nn
 
 from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
+from detopt.surrogate.shower.denoiser import restandardize_conditions
 from detopt.surrogate.shower.model import ShowerDiffusion, residual_fit_steps
 from detopt.surrogate.shower.representation import check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult
@@ -44,7 +45,7 @@ ADAPTER_VERSION = 1
 #: Names of the code clipping range and of the conditions' training range (low, high each) in
 #: the adapter's safetensors file, beside the network weights.
 RANGE_KEYS: tuple[str, ...] = ("__code_low__", "__code_high__", "__condition_low__", "__condition_high__")
-#: Prefix of the refitted output normalization's tensors in the adapter's safetensors file.
+#: Prefix of the refitted normalization's tensors in the adapter's safetensors file.
 NORM_PREFIX = "__normalization__."
 
 #: LoRA ranks accepted (the issue asks for 4-16; 1-64 is allowed for studies).
@@ -212,33 +213,36 @@ class AdaptedShower:
                 f"not to the given base model {actual[:16]}... (field 'base_checksum'); load the base they were "
                 "trained on"
             )
+        model = _copy_model(base)
+        if norm:
+            for name in ("cond_standardizer", "x_standardizer", "residual"):
+                part = {k.removeprefix(name + "."): v for k, v in norm.items() if k.startswith(name + ".")}
+                if not part and name == "cond_standardizer":
+                    continue  # adapters written before the conditions' standardization was refitted
+                try:
+                    getattr(model, name).load_state_dict(part)
+                except RuntimeError as exc:
+                    raise DataError(f"{folder / ADAPTER_WEIGHTS}: normalization tensors do not fit ({exc})") from None
+        start = _restandardized_denoiser(base, model)
         lora = None
         if method == "lora":
             from peft import set_peft_model_state_dict
 
             spec = document.get("lora") or {}
             lora = LoraSettings(int(spec.get("rank", 8)), float(spec.get("alpha", 16.0)))
-            network = _wrap_lora(base.denoiser, lora)
+            network = _wrap_lora(start, lora)
             result = set_peft_model_state_dict(network, state)
             unexpected = list(getattr(result, "unexpected_keys", []) or [])
             if unexpected:
                 raise DataError(f"{folder / ADAPTER_WEIGHTS}: tensors {unexpected[:5]} do not fit the base model")
         else:
-            network = copy.deepcopy(base.denoiser)
+            network = copy.deepcopy(start)
             own = network.state_dict()
             wanted = set(_bias_names(network)) if method == "bitfit" else set(own)
             if set(state) != wanted or any(tuple(state[k].shape) != tuple(own[k].shape) for k in state):
                 raise DataError(f"{folder / ADAPTER_WEIGHTS}: tensors do not match the base model's denoiser")
             network.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=(method == "full"))
         network.requires_grad_(False)
-        model = _copy_model(base)
-        if norm:
-            for name, module in (("x_standardizer", model.x_standardizer), ("residual", model.residual)):
-                part = {k.removeprefix(name + "."): v for k, v in norm.items() if k.startswith(name + ".")}
-                try:
-                    module.load_state_dict(part)
-                except RuntimeError as exc:
-                    raise DataError(f"{folder / ADAPTER_WEIGHTS}: normalization tensors do not fit ({exc})") from None
         return cls(model, network.eval(), method, actual, lora, None, code_range, condition_range, bool(norm))
 
 
@@ -255,10 +259,12 @@ def adapt(
 
     ``base`` itself is never modified (its weights stay bit-identical): LoRA, BitFit and full
     fine-tuning train a copy of its denoiser; ``"scratch"`` trains a new model of the same
-    configuration. With ``refit_normalization`` (default) the output-side normalization (code
-    standardization and conditional residual, closed-form fits) is refitted on the new data and
-    stored with the adapter; the conditioning's standardization stays the base's, since the
-    denoiser was trained on it. Without it the base's normalization is kept: a new geometry whose
+    configuration. With ``refit_normalization`` (default) the normalization (standardization of
+    the conditions and of the codes, conditional residual) is refitted on the new data and stored
+    with the adapter, and the change of the conditions' standardization is folded into the
+    adapted copy of the denoiser (``restandardize_conditions``), which so keeps seeing the inputs it
+    was trained on: a new geometry's narrow ranges, standardized with the base's wide ones, would
+    leave the residual fit less resolution. Without it the base's normalization is kept: a new geometry whose
     energy scale lies far outside the base's (a sampling calorimeter sees ~7% of the energy) then
     asks the network for residuals of tens of standard deviations. ``config.seed`` seeds every draw.
     """
@@ -278,13 +284,14 @@ def adapt(
     model = _copy_model(base)
     codes = model.representation.encode(maps_t)
     if refit_normalization:
-        _refit_output_normalization(model, cond, codes, config.seed)
+        _refit_normalization(model, cond, codes, config.seed)
+    start = _restandardized_denoiser(base, model)
     if method == "lora":
         lora = lora if lora is not None else LoraSettings()
-        network = _wrap_lora(base.denoiser, lora)
+        network = _wrap_lora(start, lora)
     else:
         lora = None
-        network = copy.deepcopy(base.denoiser)
+        network = copy.deepcopy(start)
         network.requires_grad_(False)
         if method == "bitfit":
             for name, p in network.named_parameters():
@@ -321,17 +328,29 @@ def _copy_model(base: ShowerDiffusion) -> ShowerDiffusion:
     return model.to(base.device).eval()
 
 
+def _restandardized_denoiser(base: ShowerDiffusion, model: ShowerDiffusion) -> nn.Module:
+    """The base's denoiser, or a copy of it taking conditions standardized as ``model`` does."""
+    old, new = base.cond_standardizer, model.cond_standardizer
+    if torch.equal(old.mean, new.mean.to(old.mean)) and torch.equal(old.std, new.std.to(old.std)):
+        return base.denoiser
+    network = copy.deepcopy(base.denoiser)
+    restandardize_conditions(network, old, new)
+    return network
+
+
 @torch.no_grad()
-def _refit_output_normalization(model: ShowerDiffusion, cond: torch.Tensor, codes: torch.Tensor, seed: int) -> None:
-    """Refit the code standardization and the conditional residual of ``model`` on new data."""
+def _refit_normalization(model: ShowerDiffusion, cond: torch.Tensor, codes: torch.Tensor, seed: int) -> None:
+    """Refit the standardizations of conditions and codes and the conditional residual of ``model`` on new data."""
     dtype = model.x_standardizer.mean.dtype
-    features = model.cond_standardizer(model.condition_features(cond.to(model.device)).to("cpu", dtype))
+    features = model.condition_features(cond.to(model.device)).to("cpu", dtype)
+    features = model.cond_standardizer.fit(features)(features)
     model.x_standardizer.fit(codes.to(dtype))
     model.residual.fit(features, model.x_standardizer(codes.to(dtype)), seed, residual_fit_steps(codes.shape[0]))
 
 
 def _normalization_state(model: ShowerDiffusion) -> dict[str, torch.Tensor]:
     return {
+        **{f"{NORM_PREFIX}cond_standardizer.{k}": v for k, v in model.cond_standardizer.state_dict().items()},
         **{f"{NORM_PREFIX}x_standardizer.{k}": v for k, v in model.x_standardizer.state_dict().items()},
         **{f"{NORM_PREFIX}residual.{k}": v for k, v in model.residual.state_dict().items()},
     }

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detopt.errors import ConfigError, DataError
+from detopt.standardize import Standardizer
 from detopt.surrogate.denoisers import SINUSOIDAL_MAX_PERIOD, SINUSOIDAL_REFERENCE_STEPS
 
 #: Sines and cosines of the training step fed to the embedding MLP (Ho et al. 2020, appendix B).
@@ -112,6 +113,28 @@ class _Embedding(nn.Module):
         time = sinusoidal_time_features(t, self.n_train_steps, TIME_FEATURES, cond.dtype)
         return self.embed_hidden(F.silu(self.embed_in(torch.cat([cond, time], dim=1))))
 
+
+
+@torch.no_grad()
+def restandardize_conditions(denoiser: nn.Module, old: Standardizer, new: Standardizer) -> None:
+    """Make ``denoiser`` take conditions standardized by ``new`` and compute exactly what it computed
+    with ``old``: the change of standardization is folded into the first layer of its embedding.
+
+    The constant part of the change goes onto the guidance-flag column (the last ``cond`` column, 1
+    for every conditioned row), so that the all-zero null row of classifier-free guidance still
+    means "no condition". Lets an adapted model refit the standardization of the conditions on a
+    new geometry's ranges while its denoiser keeps seeing the inputs it was trained on.
+    """
+    embedding = getattr(denoiser, "embedding", None)
+    layer = getattr(embedding, "embed_in", None)
+    n = old.n_features
+    if not isinstance(layer, nn.Linear) or new.n_features != n or int(getattr(denoiser, "cond_dim", -1)) != n + 1:
+        raise ConfigError("denoiser", f"needs a shower denoiser whose cond_dim is {n} standardized columns + the guidance flag")
+    weight = layer.weight
+    scale = (new.std / old.std).to(weight)
+    shift = ((new.mean - old.mean) / old.std).to(weight)
+    weight[:, n] += weight[:, :n] @ shift
+    weight[:, :n] *= scale
 
 class _Checks:
     cond_dim: int
