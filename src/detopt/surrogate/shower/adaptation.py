@@ -262,8 +262,8 @@ def adapt(
     configuration. With ``refit_normalization`` (default) the normalization (standardization of
     the conditions and of the codes, conditional residual) is refitted on the new data and stored
     with the adapter, and the change of the conditions' standardization is folded into the
-    adapted copy of the denoiser (``restandardize_conditions``), which so keeps seeing the inputs it
-    was trained on: a new geometry's narrow ranges, standardized with the base's wide ones, would
+    adapted copy of the denoiser (``restandardize_conditions``), so that it keeps seeing the inputs
+    it was trained on: a new geometry's narrow ranges, standardized with the base's wide ones, would
     leave the residual fit less resolution. Without it the base's normalization is kept: a new geometry whose
     energy scale lies far outside the base's (a sampling calorimeter sees ~7% of the energy) then
     asks the network for residuals of tens of standard deviations. ``config.seed`` seeds every draw.

@@ -114,7 +114,6 @@ class _Embedding(nn.Module):
         return self.embed_hidden(F.silu(self.embed_in(torch.cat([cond, time], dim=1))))
 
 
-
 @torch.no_grad()
 def restandardize_conditions(denoiser: nn.Module, old: Standardizer, new: Standardizer) -> None:
     """Make ``denoiser`` take conditions standardized by ``new`` and compute exactly what it computed
@@ -135,6 +134,7 @@ def restandardize_conditions(denoiser: nn.Module, old: Standardizer, new: Standa
     shift = ((new.mean - old.mean) / old.std).to(weight)
     weight[:, n] += weight[:, :n] @ shift
     weight[:, :n] *= scale
+
 
 class _Checks:
     cond_dim: int
