@@ -49,7 +49,7 @@ def main() -> None:
         model.fit_normalization(data.conditions, data.maps, args.seed, residual_fit_steps(len(data)))
         if standardization is not None:
             model.cond_standardizer = copy.deepcopy(standardization.cond_standardizer).to(model.dtype)
-            cond, codes = model._training_codes(data.conditions, data.maps)
+            cond, codes = torch.as_tensor(data.conditions), model.representation.encode(data.maps)
             features = model.cond_standardizer(model.condition_features(cond))
             model.residual.fit(features, model.x_standardizer(codes.to(model.dtype)), args.seed, residual_fit_steps(len(data)))
         return model
