@@ -15,7 +15,6 @@ conditions standardized on the base model's ranges instead of the share's own.
 from __future__ import annotations
 
 import argparse
-import copy
 
 import numpy as np
 import torch
@@ -46,12 +45,13 @@ def main() -> None:
         # the denoiser is never trained here: the smallest one will do
         model = ShowerDiffusion.build("mlp", data.n_depth, data.n_radial, data.condition_names,
                                       {"width": 8, "n_blocks": 1}, fraction_floor=args.floor)
-        model.fit_normalization(data.conditions, data.maps, args.seed, residual_fit_steps(len(data)))
-        if standardization is not None:
-            model.cond_standardizer = copy.deepcopy(standardization.cond_standardizer).to(model.dtype)
-            cond, codes = torch.as_tensor(data.conditions), model.representation.encode(data.maps)
-            features = model.cond_standardizer(model.condition_features(cond))
-            model.residual.fit(features, model.x_standardizer(codes.to(model.dtype)), args.seed, residual_fit_steps(len(data)))
+        if standardization is None:
+            model.fit_normalization(data.conditions, data.maps, args.seed)
+            return model
+        codes = model.representation.encode(data.maps).to(model.dtype)
+        model.cond_standardizer.load_state_dict(standardization.cond_standardizer.state_dict())
+        cond_z = model.cond_standardizer(model.condition_features(torch.as_tensor(data.conditions)))
+        model.residual.fit(cond_z, model.x_standardizer.fit(codes)(codes), args.seed, residual_fit_steps(len(data)))
         return model
 
     reference = fitted(train)

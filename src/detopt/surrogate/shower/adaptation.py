@@ -31,7 +31,7 @@ from torch import nn
 from detopt.atomic import read_json_document, read_weights, write_weights_document
 from detopt.errors import ConfigError, DataError
 from detopt.surrogate.shower.denoiser import restandardize_conditions
-from detopt.surrogate.shower.model import ShowerDiffusion, residual_fit_steps
+from detopt.surrogate.shower.model import ShowerDiffusion
 from detopt.surrogate.shower.representation import check_maps
 from detopt.surrogate.training import TrainConfig, TrainResult
 
@@ -284,7 +284,7 @@ def adapt(
     model = _copy_model(base)
     codes = model.representation.encode(maps_t)
     if refit_normalization:
-        _refit_normalization(model, cond, codes, config.seed)
+        model.refit_normalization(cond, codes, config.seed)
     start = _restandardized_denoiser(base, model)
     if method == "lora":
         lora = lora if lora is not None else LoraSettings()
@@ -336,16 +336,6 @@ def _restandardized_denoiser(base: ShowerDiffusion, model: ShowerDiffusion) -> n
     network = copy.deepcopy(base.denoiser)
     restandardize_conditions(network, old, new)
     return network
-
-
-@torch.no_grad()
-def _refit_normalization(model: ShowerDiffusion, cond: torch.Tensor, codes: torch.Tensor, seed: int) -> None:
-    """Refit the standardizations of conditions and codes and the conditional residual of ``model`` on new data."""
-    dtype = model.x_standardizer.mean.dtype
-    features = model.condition_features(cond.to(model.device)).to("cpu", dtype)
-    features = model.cond_standardizer.fit(features)(features)
-    model.x_standardizer.fit(codes.to(dtype))
-    model.residual.fit(features, model.x_standardizer(codes.to(dtype)), seed, residual_fit_steps(codes.shape[0]))
 
 
 def _normalization_state(model: ShowerDiffusion) -> dict[str, torch.Tensor]:

@@ -414,19 +414,29 @@ class ShowerDiffusion(nn.Module):
 
     @torch.no_grad()
     def _fit_normalization(self, cond: torch.Tensor, codes: torch.Tensor, seed: int, steps: int | None = None) -> None:
-        dtype = self.cond_standardizer.mean.dtype
         self.cond_low.copy_(cond.min(dim=0).values.to(self.cond_low))
         self.cond_high.copy_(cond.max(dim=0).values.to(self.cond_high))
         low, high = self.code_range_of(codes)
         self.code_low.copy_(low)
         self.code_high.copy_(high)
-        features = self.condition_features(cond.to(self.device)).to("cpu", dtype)
-        self.cond_standardizer.fit(features)
-        self.x_standardizer.fit(codes.to(dtype))
-        cond_z, x_z = self.cond_standardizer(features), self.x_standardizer(codes.to(dtype))
-        self.residual.fit(cond_z, x_z, seed, steps if steps is not None else residual_fit_steps(codes.shape[0]))
+        cond_z, x_z = self.refit_normalization(cond, codes, seed, steps)
         if self.latent is not None:
             self.latent.fit(self.residual(x_z, cond_z))
+
+    @torch.no_grad()
+    def refit_normalization(
+        self, cond: torch.Tensor, codes: torch.Tensor, seed: int, steps: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fit the standardizations of the physical conditions ``cond`` and the raw ``codes`` and the
+        conditional residual (``steps`` Adam steps, default ``residual_fit_steps``); training range and
+        principal components stay as they are (what an adapted model refits on a new geometry).
+        Returns the standardized ``(cond_z, x_z)`` the fit used."""
+        dtype = self.cond_standardizer.mean.dtype
+        features = self.condition_features(cond.to(self.device)).to("cpu", dtype)
+        cond_z = self.cond_standardizer.fit(features)(features)
+        x_z = self.x_standardizer.fit(codes.to(dtype))(codes.to(dtype))
+        self.residual.fit(cond_z, x_z, seed, steps if steps is not None else residual_fit_steps(codes.shape[0]))
+        return cond_z, x_z
 
     def residuals(self, cond: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical conditions and raw codes -> ``(cond_z, residual of every code entry)`` (before any components)."""
