@@ -14,6 +14,7 @@ from detopt.simulation.shower_dataset import (
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shower_geometry_wsi.yaml"
+CRYSTAL = Path(__file__).resolve().parents[2] / "examples" / "shower_geometry_cef3.yaml"
 
 
 def test_w_si_example_has_the_hand_computed_effective_x0_and_sampling_fraction() -> None:
@@ -71,6 +72,22 @@ def test_several_active_layers_and_a_user_material_file(tmp_path: Path) -> None:
     sim_grid = geo.simulation_grid(grid)
     assert sim_grid.n_depth == 15 and sim_grid.depth_edges_cm(3.75)[1:4] == pytest.approx([0.5, 0.7, 0.75])
     assert geo.model_dump()["extra_materials"][0]["name"] == "MyScint"  # provenance without the file
+
+
+def test_cef3_example_is_a_homogeneous_crystal_with_the_pdg_moliere_radius() -> None:
+    geo = load_shower_geometry(CRYSTAL)
+    assert geo.sampling is None and geo.materials == ("CeF3",)
+    mat, f_samp = geo.effective("CeF3")
+    # PDG crystal table: X0 1.70 cm, R_M 2.41 cm; the file gives E_c, from which R_M = E_s X0 / E_c (eq. 34.37).
+    assert f_samp == 1.0 and mat.radiation_length_cm == 1.70
+    assert mat.moliere_radius_cm == pytest.approx(2.41, rel=2e-3)
+    data = generate_shower_dataset(geo, energies_gev=[20.0], particles="e-", showers_per_condition=20,
+                                   grid=VoxelGrid(n_depth=12, n_radial=8), seed=2)
+    row = dict(zip(data.condition_names, data.conditions[0]))
+    assert row["x0_cm"] == 1.70 and row["sampling_fraction"] == 1.0
+    assert 15 * 1.70 <= row["depth_cm"] <= 30 * 1.70
+    # a homogeneous block 15-30 X0 deep and >= 1.5 R_M wide contains most of a 20 GeV shower
+    assert 0.7 < float(data.maps.sum(axis=(1, 2)).mean()) / 20.0 <= 1.0
 
 
 def test_geometry_b_maps_are_unchanged_for_a_fixed_seed() -> None:
