@@ -13,6 +13,7 @@ from detopt.simulation.shower_dataset import ShowerDataset
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shower_geometry_wsi.yaml"
+CRYSTAL = Path(__file__).resolve().parents[2] / "examples" / "shower_geometry_cef3.yaml"
 CELL = "sampling:\n  cell:\n    - {material: absorber, thickness_cm: 0.35}\n    - {material: Si, thickness_cm: 0.03, active: true}\n"
 
 
@@ -29,6 +30,16 @@ def test_dataset_from_the_example_geometry_file(tmp_path: Path) -> None:
     assert (data.maps.sum(axis=(1, 2)) > 0).all()
     numbers = json.loads((tmp_path / "dataset_wsi.json").read_text())["numbers"]
     assert 0.005 < numbers["mean_deposit_over_beam"] < 0.0149  # visible energy: below f_mip = 1.48%
+
+
+def test_dataset_of_a_crystal_from_its_material_file(tmp_path: Path) -> None:
+    result = _dataset(tmp_path, "--geometry-file", str(CRYSTAL))
+    assert result.exit_code == 0, result.output
+    data = ShowerDataset.from_parquet(tmp_path / "data" / "wsi.parquet")
+    assert data.metadata["geometry"]["extra_materials"][0]["name"] == "CeF3"
+    assert set(data.column("x0_cm")) == {1.70} and set(data.column("sampling_fraction")) == {1.0}
+    numbers = json.loads((tmp_path / "dataset_wsi.json").read_text())["numbers"]
+    assert 0.7 < numbers["mean_deposit_over_beam"] <= 1.0  # a homogeneous block sees the whole shower but leakage
 
 
 def _bad(tmp_path: Path, text: str | None) -> Result:
