@@ -91,9 +91,10 @@ def _lora_config(denoiser: nn.Module, settings: LoraSettings) -> Any:
 
 
 def _wrap_lora(denoiser: nn.Module, settings: LoraSettings) -> nn.Module:
+    """``denoiser`` (changed in place: pass a copy) with LoRA adapters on its Linear/Conv2d layers."""
     from peft import get_peft_model
 
-    return get_peft_model(copy.deepcopy(denoiser), _lora_config(denoiser, settings))
+    return get_peft_model(denoiser, _lora_config(denoiser, settings))
 
 
 def _bias_names(network: nn.Module) -> list[str]:
@@ -236,7 +237,7 @@ class AdaptedShower:
             if unexpected:
                 raise DataError(f"{folder / ADAPTER_WEIGHTS}: tensors {unexpected[:5]} do not fit the base model")
         else:
-            network = copy.deepcopy(start)
+            network = start
             own = network.state_dict()
             wanted = set(_bias_names(network)) if method == "bitfit" else set(own)
             if set(state) != wanted or any(tuple(state[k].shape) != tuple(own[k].shape) for k in state):
@@ -291,7 +292,7 @@ def adapt(
         network = _wrap_lora(start, lora)
     else:
         lora = None
-        network = copy.deepcopy(start)
+        network = start
         network.requires_grad_(False)
         if method == "bitfit":
             for name, p in network.named_parameters():
@@ -329,12 +330,10 @@ def _copy_model(base: ShowerDiffusion) -> ShowerDiffusion:
 
 
 def _restandardized_denoiser(base: ShowerDiffusion, model: ShowerDiffusion) -> nn.Module:
-    """The base's denoiser, or a copy of it taking conditions standardized as ``model`` does."""
-    old, new = base.cond_standardizer, model.cond_standardizer
-    if torch.equal(old.mean, new.mean.to(old.mean)) and torch.equal(old.std, new.std.to(old.std)):
-        return base.denoiser
+    """A copy of the base's denoiser taking conditions standardized as ``model`` does (an exact copy
+    when the standardization is the base's)."""
     network = copy.deepcopy(base.denoiser)
-    restandardize_conditions(network, old, new)
+    restandardize_conditions(network, base.cond_standardizer, model.cond_standardizer)
     return network
 
 
